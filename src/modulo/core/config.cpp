@@ -1,0 +1,288 @@
+#include "modulo/core/config.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace modulo {
+namespace {
+
+std::string Describe(const SettingSpec& spec) {
+  return spec.flag.empty() ? spec.name : spec.name + " (--" + spec.flag + ")";
+}
+
+template <typename T>
+Result<T> ParseInteger(const std::string& value, T lo, T hi) {
+  T out{};
+  const char* first = value.data();
+  const char* last = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(first, last, out);
+  if (ec != std::errc() || ptr != last || out < lo || out > hi) {
+    return Fail(Error::InvalidArgument("expected an integer between " + std::to_string(lo) + " and " +
+                                       std::to_string(hi)));
+  }
+  return out;
+}
+
+// Sizes accept a plain byte count or a K/M/G suffix (powers of 1024).
+Result<std::size_t> ParseSize(const std::string& value, std::size_t lo, std::size_t hi) {
+  std::string digits = value;
+  std::size_t mult = 1;
+  if (!digits.empty()) {
+    char last = digits.back();
+    if (last == 'k' || last == 'K') mult = 1024;
+    if (last == 'm' || last == 'M') mult = 1024 * 1024;
+    if (last == 'g' || last == 'G') mult = 1024ull * 1024 * 1024;
+    if (mult != 1) digits.pop_back();
+  }
+  auto n = ParseInteger<std::uint64_t>(digits, 0, UINT64_MAX / mult);
+  if (!n || *n * mult < lo || *n * mult > hi) {
+    return Fail(Error::InvalidArgument("expected a size in bytes (suffix K, M or G allowed) between " +
+                                       std::to_string(lo) + " and " + std::to_string(hi)));
+  }
+  return static_cast<std::size_t>(*n * mult);
+}
+
+Result<bool> ParseBool(const std::string& v) {
+  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+  return Fail(Error::InvalidArgument("expected true or false"));
+}
+
+SettingSpec IntSetting(std::string name, std::string flag, std::string desc, int Settings::*field, int lo, int hi) {
+  SettingSpec s{std::move(name), std::move(flag), std::move(desc), false, {}, {}};
+  s.set = [field, lo, hi](Settings& st, const std::string& v) -> Status {
+    auto n = ParseInteger<int>(v, lo, hi);
+    if (!n) return Fail(n.error());
+    st.*field = *n;
+    return {};
+  };
+  s.get = [field](const Settings& st) { return std::to_string(st.*field); };
+  return s;
+}
+
+SettingSpec SizeSetting(std::string name, std::string flag, std::string desc, std::size_t Settings::*field,
+                        std::size_t lo, std::size_t hi) {
+  SettingSpec s{std::move(name), std::move(flag), std::move(desc), false, {}, {}};
+  s.set = [field, lo, hi](Settings& st, const std::string& v) -> Status {
+    auto n = ParseSize(v, lo, hi);
+    if (!n) return Fail(n.error());
+    st.*field = *n;
+    return {};
+  };
+  s.get = [field](const Settings& st) { return std::to_string(st.*field); };
+  return s;
+}
+
+SettingSpec BoolSetting(std::string name, std::string flag, std::string desc, bool Settings::*field) {
+  SettingSpec s{std::move(name), std::move(flag), std::move(desc), false, {}, {}};
+  s.set = [field](Settings& st, const std::string& v) -> Status {
+    auto b = ParseBool(v);
+    if (!b) return Fail(b.error());
+    st.*field = *b;
+    return {};
+  };
+  s.get = [field](const Settings& st) { return std::string(st.*field ? "true" : "false"); };
+  return s;
+}
+
+SettingSpec StringSetting(std::string name, std::string flag, std::string desc, std::string Settings::*field,
+                          std::vector<std::string> allowed = {}, bool secret = false) {
+  SettingSpec s{std::move(name), std::move(flag), std::move(desc), secret, {}, {}};
+  s.set = [field, allowed](Settings& st, const std::string& v) -> Status {
+    if (!allowed.empty()) {
+      bool ok = false;
+      std::string list;
+      for (const auto& a : allowed) {
+        ok = ok || a == v;
+        list += (list.empty() ? "" : ", ") + a;
+      }
+      if (!ok) return Fail(Error::InvalidArgument("expected one of: " + list));
+    } else if (v.empty()) {
+      return Fail(Error::InvalidArgument("must not be empty"));
+    }
+    st.*field = v;
+    return {};
+  };
+  s.get = [field](const Settings& st) { return st.*field; };
+  return s;
+}
+
+std::vector<SettingSpec> BuildSpecs() {
+  constexpr std::size_t kKiB = 1024, kMiB = 1024 * 1024, kGiB = 1024ull * 1024 * 1024;
+  std::vector<SettingSpec> v;
+  v.push_back(StringSetting("MODULO_HOST", "host", "Address to listen on (127.0.0.1 keeps the server local).",
+                            &Settings::host));
+  v.push_back(IntSetting("MODULO_PORT", "port", "TCP port to listen on (0 picks a free port).", &Settings::port, 0,
+                         65535));
+  v.push_back(StringSetting("MODULO_DATA_DIR", "data-dir", "Directory holding all embedded state.",
+                            &Settings::data_dir));
+  v.push_back(IntSetting("WEB_CONCURRENCY", "web-concurrency", "HTTP I/O threads (0 = number of cores).",
+                         &Settings::web_concurrency, 0, 256));
+  v.push_back(IntSetting("MODULO_CPU_THREADS", "cpu-threads",
+                         "Threads of the CPU pool for embedding, indexing and parsing (0 = number of cores).",
+                         &Settings::cpu_threads, 0, 256));
+  v.push_back(IntSetting("MODULO_BLOCKING_THREADS", "blocking-threads",
+                         "Threads of the pool for blocking file and database I/O.", &Settings::blocking_threads, 1,
+                         1024));
+  v.push_back(IntSetting("MODULO_MAX_CONNECTIONS", "max-connections",
+                         "Open HTTP connections beyond which new ones are refused with 503.",
+                         &Settings::max_connections, 1, 1000000));
+  v.push_back(SizeSetting("MODULO_MAX_HEADER_BYTES", "max-header-bytes",
+                          "Largest request line plus headers; larger gets 431.", &Settings::max_header_bytes,
+                          kKiB, kMiB));
+  v.push_back(SizeSetting("MODULO_MAX_BODY_BYTES", "max-body-bytes",
+                          "Largest JSON/form body for ordinary routes; larger gets 413.", &Settings::max_body_bytes,
+                          kKiB, kGiB));
+  v.push_back(SizeSetting("MODULO_MAX_UPLOAD_BYTES", "max-upload-bytes",
+                          "Largest multipart upload request; larger gets 413.", &Settings::max_upload_bytes, kKiB,
+                          1024 * kGiB));
+  v.push_back(IntSetting("MODULO_HEADER_TIMEOUT", "header-timeout",
+                         "Seconds a client has to send a whole request line and headers.",
+                         &Settings::header_timeout_seconds, 1, 3600));
+  v.push_back(IntSetting("MODULO_BODY_TIMEOUT", "body-timeout",
+                         "Seconds without progress after which a request body read is abandoned.",
+                         &Settings::body_timeout_seconds, 1, 3600));
+  v.push_back(IntSetting("MODULO_IDLE_TIMEOUT", "idle-timeout",
+                         "Seconds an idle keep-alive connection is kept open.", &Settings::idle_timeout_seconds, 1,
+                         3600));
+  v.push_back(IntSetting("MODULO_SHUTDOWN_GRACE", "shutdown-grace",
+                         "Seconds in-flight requests get to finish after SIGTERM.", &Settings::shutdown_grace_seconds,
+                         0, 3600));
+  v.push_back(StringSetting("MODULO_LOG_LEVEL", "log-level", "Minimum log level.", &Settings::log_level,
+                            {"trace", "debug", "info", "warn", "error"}));
+  v.push_back(StringSetting("MODULO_LOG_FORMAT", "log-format", "Log line format: human text or JSON lines.",
+                            &Settings::log_format, {"text", "json"}));
+  v.push_back(BoolSetting("MODULO_ACCESS_LOG", "access-log", "Write one log line per HTTP request.",
+                          &Settings::access_log));
+  v.push_back(IntSetting("MAX_TOP_K", "max-top-k", "Largest top_k a search may ask for.", &Settings::max_top_k, 1,
+                         10000));
+  v.push_back(IntSetting("VECTOR_BATCH_SIZE", "vector-batch-size",
+                         "Vectors and chunks written to an index per batch.", &Settings::vector_batch_size, 1,
+                         100000));
+  return v;
+}
+
+std::string Trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+Status ApplyFile(Settings& st, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Fail(Error::InvalidArgument("cannot read config file '" + path + "'"));
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    line = Trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    const auto eq = line.find('=');
+    const std::string where = path + ":" + std::to_string(lineno);
+    if (eq == std::string::npos) return Fail(Error::InvalidArgument(where + ": expected NAME=VALUE"));
+    std::string key = Trim(line.substr(0, eq));
+    std::string value = Trim(line.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    const SettingSpec* spec = nullptr;
+    for (const auto& s : SettingSpecs()) {
+      if (s.name == key) spec = &s;
+    }
+    if (spec == nullptr) return Fail(Error::InvalidArgument(where + ": unknown setting '" + key + "'"));
+    if (auto r = spec->set(st, value); !r) {
+      return Fail(Error::InvalidArgument(where + ": invalid value '" + value + "' for " + Describe(*spec) + ": " +
+                                         r.error().message()));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+int Settings::EffectiveWebConcurrency() const {
+  return web_concurrency > 0 ? web_concurrency : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+int Settings::EffectiveCpuThreads() const {
+  return cpu_threads > 0 ? cpu_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+const std::vector<SettingSpec>& SettingSpecs() {
+  static const std::vector<SettingSpec> specs = BuildSpecs();
+  return specs;
+}
+
+std::map<std::string, std::string> ReadEnvironment() {
+  std::set<std::string> names;
+  for (const auto& s : SettingSpecs()) names.insert(s.name);
+  names.insert("MODULO_CONFIG");
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    const auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string key(kv.substr(0, eq));
+    if (names.contains(key)) env[key] = std::string(kv.substr(eq + 1));
+  }
+  return env;
+}
+
+Result<Settings> LoadSettings(const ConfigSources& sources) {
+  Settings st;
+  if (!sources.file.empty()) {
+    if (auto r = ApplyFile(st, sources.file); !r) return Fail(r.error());
+  }
+  for (const auto& spec : SettingSpecs()) {
+    if (auto it = sources.env.find(spec.name); it != sources.env.end()) {
+      if (auto r = spec.set(st, it->second); !r) {
+        return Fail(Error::InvalidArgument("invalid value '" + it->second + "' for " + Describe(spec) +
+                                           " (from the environment): " + r.error().message()));
+      }
+    }
+  }
+  for (const auto& [flag, value] : sources.flags) {
+    const SettingSpec* spec = nullptr;
+    for (const auto& s : SettingSpecs()) {
+      if (s.flag == flag) spec = &s;
+    }
+    if (spec == nullptr) return Fail(Error::InvalidArgument("unknown flag --" + flag));
+    if (auto r = spec->set(st, value); !r) {
+      return Fail(Error::InvalidArgument("invalid value '" + value + "' for " + Describe(*spec) + ": " +
+                                         r.error().message()));
+    }
+  }
+  // Cross-setting checks.
+  if (st.max_upload_bytes < st.max_body_bytes) {
+    return Fail(Error::InvalidArgument("MODULO_MAX_UPLOAD_BYTES must be at least MODULO_MAX_BODY_BYTES"));
+  }
+  return st;
+}
+
+std::string RenderSettings(const Settings& s) {
+  std::ostringstream out;
+  for (const auto& spec : SettingSpecs()) {
+    out << "# " << spec.description << "\n" << spec.name << "=" << (spec.secret ? "<redacted>" : spec.get(s))
+        << "\n";
+  }
+  return out.str();
+}
+
+std::string RenderSettingsMarkdown() {
+  const Settings defaults;
+  std::ostringstream out;
+  out << "| Environment / file name | Flag | Default | Description |\n|---|---|---|---|\n";
+  for (const auto& spec : SettingSpecs()) {
+    out << "| `" << spec.name << "` | " << (spec.flag.empty() ? "" : "`--" + spec.flag + "`") << " | `"
+        << (spec.secret ? "" : spec.get(defaults)) << "` | " << spec.description << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace modulo

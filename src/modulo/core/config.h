@@ -1,0 +1,85 @@
+// Settings: the typed configuration of a Modulo process, and the registry that loads it.
+//
+// Every setting is declared once in config.cpp with its name (also its environment variable),
+// optional command-line flag, default, description and validator. Values are applied in order:
+// defaults, then a config file (KEY=VALUE lines, same names), then the environment, then flags;
+// the first invalid value stops start-up with a message naming the setting.
+// The seed's names are kept where they mean the same here: WEB_CONCURRENCY, MAX_TOP_K,
+// VECTOR_BATCH_SIZE.
+//
+// Thread-safety: Settings is a plain value; load it once at start-up and pass it (or the parts a
+// module needs) into constructors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "modulo/core/error.h"
+
+namespace modulo {
+
+struct Settings {
+  // Server
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string data_dir = "./modulo-data";
+  int web_concurrency = 0;  // 0 = number of cores
+  int cpu_threads = 0;      // 0 = number of cores
+  int blocking_threads = 16;
+  int max_connections = 10000;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_upload_bytes = 1024ull * 1024 * 1024;
+  int header_timeout_seconds = 10;
+  int body_timeout_seconds = 30;
+  int idle_timeout_seconds = 60;
+  int shutdown_grace_seconds = 20;
+  // Logging
+  std::string log_level = "info";
+  std::string log_format = "text";
+  bool access_log = true;
+  // Retrieval limits (seed names)
+  int max_top_k = 100;
+  int vector_batch_size = 1000;
+
+  // Resolved values for the 0 = auto settings.
+  [[nodiscard]] int EffectiveWebConcurrency() const;
+  [[nodiscard]] int EffectiveCpuThreads() const;
+};
+
+// One declared setting.
+struct SettingSpec {
+  std::string name;         // environment / config-file name, e.g. "MODULO_PORT"
+  std::string flag;         // command-line flag without dashes, e.g. "port"; empty when none
+  std::string description;  // one line
+  bool secret = false;      // redacted by `modulo config`
+  std::function<Status(Settings&, const std::string&)> set;
+  std::function<std::string(const Settings&)> get;
+};
+
+// All declared settings, in the order they are documented.
+[[nodiscard]] const std::vector<SettingSpec>& SettingSpecs();
+
+// Where values come from, in increasing precedence.
+struct ConfigSources {
+  std::string file;                           // path of a KEY=VALUE file; empty for none
+  std::map<std::string, std::string> env;     // the process environment (only declared names are read)
+  std::map<std::string, std::string> flags;   // flag name -> value
+};
+
+// Builds Settings from defaults, then sources, validating each value and the whole.
+[[nodiscard]] Result<Settings> LoadSettings(const ConfigSources& sources);
+
+// Reads the process environment into a map (only names that some setting declares).
+[[nodiscard]] std::map<std::string, std::string> ReadEnvironment();
+
+// The effective configuration as KEY=VALUE lines with descriptions; secrets redacted.
+[[nodiscard]] std::string RenderSettings(const Settings& s);
+// A Markdown table of every setting: name, flag, default, description (for the README).
+[[nodiscard]] std::string RenderSettingsMarkdown();
+
+}  // namespace modulo
