@@ -1,0 +1,37 @@
+#include "modulo/http/json_body.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace modulo::http {
+
+Result<nlohmann::json> ParseJsonText(std::string_view text) {
+  try {
+    return nlohmann::json::parse(text.begin(), text.end(), nullptr, true, false);
+  } catch (const nlohmann::json::parse_error& e) {
+    // nlohmann's message already says where; keep only its human part.
+    std::string what = e.what();
+    const auto pos = what.find("] ");
+    if (pos != std::string::npos) what = what.substr(pos + 2);
+    return Fail(Error::InvalidArgument("invalid JSON at byte " + std::to_string(e.byte) + ": " + what));
+  }
+}
+
+Result<nlohmann::json> ParseJsonBody(const Request& request) {
+  std::string type(request.Header("Content-Type"));
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string media = type.substr(0, type.find(';'));
+  const bool is_json = media == "application/json" ||
+                       (media.size() > 5 && media.compare(media.size() - 5, 5, "+json") == 0);
+  if (!is_json) {
+    return Fail(Error::UnsupportedMediaType("expected Content-Type application/json, got '" +
+                                            (media.empty() ? std::string("none") : media) + "'"));
+  }
+  if (request.body.empty()) return Fail(Error::InvalidArgument("request body is empty; expected a JSON object"));
+  auto j = ParseJsonText(request.body);
+  if (!j) return j;
+  if (!j->is_object()) return Fail(Error::InvalidArgument("request body must be a JSON object"));
+  return j;
+}
+
+}  // namespace modulo::http
