@@ -1,0 +1,224 @@
+#include "modulo/api/system_routes.h"
+
+#include <utility>  // must precede Asio's coroutine headers on Boost 1.74
+
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+#include <memory>
+
+#include "modulo/http/async_queue.h"
+#include "modulo/http/json_body.h"
+#include "modulo/http/streams.h"
+#include "modulo/http/url.h"
+
+namespace modulo::api {
+namespace {
+
+namespace asio = boost::asio;
+using http::Request;
+using http::Response;
+using http::Route;
+using status = http::beast_http::status;
+
+nlohmann::json JsonResponseDoc(const std::string& description) {
+  return {{"description", description}, {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
+}
+
+// Runs every health check on the blocking pool.
+asio::awaitable<std::vector<HealthRegistry::Report>> CheckHealth(AppContext& app) {
+  co_return co_await RunOn(app.blocking_pool, [&app] { return app.health.CheckAll(); });
+}
+
+struct Topic {
+  std::string name;
+};
+
+// Topics are "<kind>:<id>" with a short, safe alphabet.
+Result<Topic> ParseTopic(const std::string& topic) {
+  const auto colon = topic.find(':');
+  const bool ok_len = !topic.empty() && topic.size() <= 200;
+  bool ok_chars = true;
+  for (unsigned char c : topic) {
+    ok_chars = ok_chars && (std::isalnum(c) || c == ':' || c == '-' || c == '_' || c == '.');
+  }
+  if (!ok_len || !ok_chars || colon == std::string::npos || colon == 0 || colon + 1 == topic.size()) {
+    return Fail(Error::InvalidArgument("invalid topic '" + topic.substr(0, 200) +
+                                       "': expected <kind>:<id>, e.g. task:123 or collection:abc"));
+  }
+  return Topic{topic};
+}
+
+}  // namespace
+
+void AddSystemRoutes(http::Router& router, AppContext& app) {
+  {
+    Route r;
+    r.path = "/health";
+    r.doc = {.summary = "Liveness: the process is up and serving HTTP",
+             .tag = "system",
+             .request_body = nullptr,
+             .responses = {{"200", JsonResponseDoc("Alive")}}};
+    r.handler = [](Request&) -> asio::awaitable<Response> {
+      static const std::string kBody = R"({"status":"ok"})";
+      co_return Response::Text(kBody, "application/json");
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/ready";
+    r.doc = {.summary = "Readiness: every required component answers and the server is not draining",
+             .tag = "system",
+             .request_body = nullptr,
+             .responses = {{"200", JsonResponseDoc("Ready")}, {"503", JsonResponseDoc("Not ready")}}};
+    r.handler = [&app](Request&) -> asio::awaitable<Response> {
+      if (app.draining()) {
+        co_return Response::Json({{"status", "draining"}}, status::service_unavailable);
+      }
+      nlohmann::json failing = nlohmann::json::object();
+      for (const auto& rep : co_await CheckHealth(app)) {
+        if (rep.required && !rep.health.healthy) failing[rep.name] = rep.health.message;
+      }
+      if (!failing.empty()) {
+        co_return Response::Json({{"status", "not_ready"}, {"failing", failing}}, status::service_unavailable);
+      }
+      co_return Response::Json({{"status", "ready"}});
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/api/health";
+    r.doc = {.summary = "Health of every component (503 when any is unhealthy)",
+             .tag = "system",
+             .request_body = nullptr,
+             .responses = {{"200", JsonResponseDoc("All components healthy")},
+                           {"503", JsonResponseDoc("One or more components are unhealthy")}}};
+    r.handler = [&app](Request&) -> asio::awaitable<Response> {
+      nlohmann::json components = nlohmann::json::object();
+      bool healthy = true;
+      for (const auto& rep : co_await CheckHealth(app)) {
+        components[rep.name] = {{"status", rep.health.healthy ? "healthy" : "unhealthy"},
+                                {"message", rep.health.message}};
+        healthy = healthy && rep.health.healthy;
+      }
+      co_return Response::Json({{"status", healthy ? "healthy" : "unhealthy"}, {"components", components}},
+                               healthy ? status::ok : status::service_unavailable);
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/metrics";
+    r.doc = {.summary = "Prometheus metrics (text exposition format 0.0.4)",
+             .tag = "system",
+             .request_body = nullptr,
+             .responses = {{"200", {{"description", "Metrics"}, {"content", {{"text/plain", nlohmann::json::object()}}}}}}};
+    r.handler = [&app](Request&) -> asio::awaitable<Response> {
+      co_return Response::Text(app.metrics.Expose(), "text/plain; version=0.0.4; charset=utf-8");
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/api/events";
+    r.doc = {.summary = "Server-Sent Events for one or more topics (task:<id>, collection:<id>)",
+             .tag = "events",
+             .request_body = nullptr,
+             .responses = {{"200", {{"description", "An event stream"},
+                                    {"content", {{"text/event-stream", nlohmann::json::object()}}}}}},
+             .parameters = {{{"name", "topic"},
+                             {"in", "query"},
+                             {"required", true},
+                             {"description", "Topic to follow; repeat for several"},
+                             {"schema", {{"type", "string"}}}}}};
+    r.handler = [&app](Request& req) -> asio::awaitable<Response> {
+      std::vector<std::string> topics;
+      for (const auto& [k, v] : http::ParseQuery(req.query)) {
+        if (k != "topic") continue;
+        auto t = ParseTopic(v);
+        if (!t) co_return Response::FromError(t.error());
+        topics.push_back(t->name);
+      }
+      if (topics.empty()) co_return Response::FromError(Error::InvalidArgument("query parameter 'topic' is required"));
+      if (topics.size() > 32) co_return Response::FromError(Error::InvalidArgument("at most 32 topics per stream"));
+      co_return Response::EventStream([&app, topics](http::SseWriter& w) -> asio::awaitable<void> {
+        using Event = std::pair<std::string, std::string>;
+        auto queue = std::make_shared<http::AsyncQueue<Event>>(w.executor(), 1024);
+        std::vector<Subscription> subs;
+        for (const auto& t : topics) {
+          subs.push_back(app.events.Subscribe(t, [queue](const std::string& topic, const std::string& json) {
+            queue->Push({topic, json});
+          }));
+        }
+        w.OnClose([queue] { queue->Close(); });
+        if (!co_await w.Comment("subscribed")) co_return;
+        while (!w.closed()) {
+          auto ev = co_await queue->Pop(std::chrono::seconds(15));
+          if (!ev) {
+            if (queue->closed() || !co_await w.Comment("keep-alive")) break;
+            continue;
+          }
+          if (!co_await w.Send(ev->first.substr(0, ev->first.find(':')), ev->second)) break;
+        }
+      });
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/ws";
+    r.doc = {.summary = "WebSocket: ping/pong and topic subscriptions for live progress events",
+             .tag = "events",
+             .request_body = nullptr,
+             .responses = {{"101", {{"description", "Switching to the WebSocket protocol"}}},
+                           {"426", JsonResponseDoc("Not a WebSocket upgrade request")}}};
+    r.websocket = [&app](http::WebSocket& ws, Request& req) -> asio::awaitable<void> {
+      ws.Send(nlohmann::json{{"type", "connection_established"},
+                             {"connection_id", req.request_id},
+                             {"message", "WebSocket connection established successfully"}}
+                  .dump());
+      std::map<std::string, Subscription> subs;
+      while (auto text = co_await ws.Read()) {
+        auto msg = http::ParseJsonText(*text);
+        if (!msg || !msg->is_object()) {
+          ws.Send(nlohmann::json{{"type", "error"}, {"message", "Invalid JSON format"}}.dump());
+          continue;
+        }
+        const std::string type = msg->value("type", "");
+        if (type == "ping") {
+          ws.Send(nlohmann::json{{"type", "pong"}, {"timestamp", msg->value("timestamp", nlohmann::json())}}.dump());
+        } else if (type == "subscribe" || type == "unsubscribe") {
+          auto topic = ParseTopic(msg->contains("topic") && (*msg)["topic"].is_string()
+                                      ? (*msg)["topic"].get<std::string>()
+                                      : std::string());
+          if (!topic) {
+            ws.Send(nlohmann::json{{"type", "error"}, {"message", topic.error().message()}}.dump());
+            continue;
+          }
+          if (type == "subscribe") {
+            if (subs.size() >= 64) {
+              ws.Send(nlohmann::json{{"type", "error"}, {"message", "at most 64 subscriptions per connection"}}.dump());
+              continue;
+            }
+            subs[topic->name] = app.events.Subscribe(topic->name, [&ws](const std::string& t, const std::string& json) {
+              ws.Send(R"({"type":"event","topic":)" + nlohmann::json(t).dump() + R"(,"data":)" + json + "}");
+            });
+          } else {
+            subs.erase(topic->name);
+          }
+          ws.Send(nlohmann::json{{"type", type == "subscribe" ? "subscribed" : "unsubscribed"},
+                                 {"topic", topic->name}}
+                      .dump());
+        } else {
+          ws.Send(nlohmann::json{{"type", "error"}, {"message", "Unknown message type: " + type}}.dump(
+              -1, ' ', false, nlohmann::json::error_handler_t::replace));
+        }
+      }
+      // Subscriptions end here, before the WebSocket they capture goes away.
+    };
+    router.Add(std::move(r));
+  }
+}
+
+}  // namespace modulo::api
