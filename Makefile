@@ -1,0 +1,58 @@
+# The two commands of the README:
+#   make run   installs what is needed, builds, fetches the model and serves on embedded defaults
+#   make test  installs what is needed, builds and runs every test
+# Other targets: build, unit, e2e, bench, asan, tsan, format, clean.
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= ./modulo-data
+CMAKE_FLAGS ?=
+
+.PHONY: run test deps venv build unit e2e bench asan tsan format clean
+
+deps:
+	@scripts/install-deps.sh
+
+venv: deps
+	@scripts/setup-venv.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	@echo "Starting Modulo on http://$(HOST):$(PORT) (data in $(DATA_DIR)); Ctrl-C stops it."
+	./$(BUILD_DIR)/modulo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
+
+e2e: build venv
+	MODULO_BIN=$(abspath $(BUILD_DIR))/modulo .venv/bin/python -m pytest -q tests/e2e
+
+test: build venv
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	MODULO_BIN=$(abspath $(BUILD_DIR))/modulo .venv/bin/python -m pytest -q tests/e2e
+
+bench: deps
+	@scripts/install-deps.sh --bench
+	cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODULO_BUILD_BENCHMARKS=ON -DMODULO_BUILD_TESTS=OFF
+	cmake --build build-bench -j $(JOBS)
+	bench/http_health.sh build-bench
+
+asan:
+	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=address
+
+tsan:
+	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=thread
+
+format:
+	find src apps bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build build-bench build-asan build-tsan
