@@ -75,3 +75,14 @@ def test_openapi_describes_every_route_and_every_described_route_exists(server):
                 continue
             r = requests.request(method, server.url + concrete, timeout=5)
             assert r.status_code == 405, f"{method} {path} answered {r.status_code} but is not in the spec"
+
+
+def test_readme_configuration_reference_is_current():
+    import subprocess
+
+    from conftest import ROOT, modulo_bin
+
+    table = subprocess.run([modulo_bin(), "config", "--markdown"], capture_output=True, text=True, check=True).stdout
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert section == table, "README settings table is stale: regenerate it with `modulo config --markdown`"
