@@ -28,3 +28,41 @@ std::string NewRequestId() {
 }
 
 }  // namespace modulo
+
+namespace modulo {
+
+std::string NewUuid() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::uint64_t a = rng(), b = rng();
+  a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
+  unsigned char bytes[16];
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<unsigned char>(a >> (56 - 8 * i));
+    bytes[8 + i] = static_cast<unsigned char>(b >> (56 - 8 * i));
+  }
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 15];
+  }
+  return out;
+}
+
+bool IsUuid(std::string_view s) noexcept {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < 36; ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace modulo

@@ -14,3 +14,10 @@ namespace modulo {
 [[nodiscard]] std::string NewRequestId();
 
 }  // namespace modulo
+
+namespace modulo {
+// A random (version 4) UUID in canonical text form, e.g. "3f2b8c1e-...".
+[[nodiscard]] std::string NewUuid();
+// True for a canonical lower- or upper-case UUID text.
+[[nodiscard]] bool IsUuid(std::string_view s) noexcept;
+}  // namespace modulo

@@ -1,0 +1,139 @@
+// MetadataStore: collections, files and chunks, the source of truth for everything a collection
+// holds (vector indexes are rebuilt from it). Implementations: SqliteMetadataStore (embedded,
+// store/sqlite/) and a PostgreSQL one for scale-out; both pass metadata_store_contract.h.
+//
+// Promises:
+// - Every method either fully happens or not at all; ReplaceFileChunks swaps a file's chunks and
+//   sets its status in one transaction, so a crash never leaves a file half-indexed, and running
+//   it twice leaves exactly one copy of each chunk.
+// - Any write that can change search results bumps the collection's `version`.
+// - Deleting a collection removes its files and chunks; deleting a file removes its chunks.
+// - NotFound for unknown ids, AlreadyExists for a duplicate collection name per owner.
+//
+// Thread-safety: all methods are thread-safe. They block (disk I/O): call them on the blocking
+// pool, never on an I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "modulo/core/error.h"
+
+namespace modulo::store {
+
+enum class CollectionStatus { kCreated, kProcessing, kCompleted, kError };
+enum class FileStatus { kQueued, kProcessing, kCompleted, kFailed };
+
+[[nodiscard]] std::string_view ToString(CollectionStatus s) noexcept;
+[[nodiscard]] std::string_view ToString(FileStatus s) noexcept;
+[[nodiscard]] std::optional<CollectionStatus> ParseCollectionStatus(std::string_view s) noexcept;
+[[nodiscard]] std::optional<FileStatus> ParseFileStatus(std::string_view s) noexcept;
+
+struct Collection {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::string owner_id;
+  CollectionStatus status = CollectionStatus::kCreated;
+  bool is_private = true;
+  std::string settings_json = "{}";  // chunking and retrieval settings, owned by the layers above
+  std::string embedding_model;
+  std::int64_t generation = 1;       // the index generation searches read
+  std::int64_t version = 1;          // bumped on every write that changes search results
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::int64_t file_count = 0;       // filled by Get/List
+  std::int64_t chunk_count = 0;      // chunks of the active generation, filled by Get/List
+};
+
+struct NewCollection {
+  std::string name;
+  std::string description;
+  std::string owner_id;
+  bool is_private = true;
+  std::string settings_json = "{}";
+  std::string embedding_model;
+};
+
+struct FileRecord {
+  std::string id;
+  std::string collection_id;
+  std::string filename;      // as uploaded (any UTF-8; never used as a path)
+  std::int64_t size_bytes = 0;
+  std::string content_hash;  // sha256 hex of the bytes
+  std::string mime_type;
+  std::string format;        // parser that handled it: pdf, docx, html, ...
+  FileStatus status = FileStatus::kQueued;
+  std::int64_t chunk_count = 0;
+  std::int64_t page_count = 0;
+  std::string error;         // why it failed
+  std::string warnings_json = "[]";
+  std::string storage_key;   // where the bytes are kept (blob store key)
+  std::string task_id;       // the job that processes it
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct Chunk {
+  std::int64_t id = 0;  // assigned by the store
+  std::string collection_id;
+  std::string file_id;
+  std::int64_t generation = 1;
+  std::int32_t chunk_number = 0;
+  std::string text;
+  std::int32_t page_number = 0;
+  std::string section_path;  // "Heading > Subheading"
+  std::int64_t char_start = 0;
+  std::int64_t char_end = 0;
+  std::int32_t token_count = 0;
+  std::optional<std::int32_t> parent_number;  // hierarchical chunking: the parent's chunk_number
+  bool is_parent = false;                     // parents are returned as context, not indexed
+  std::vector<float> embedding;               // empty for parents
+};
+
+// What ReplaceFileChunks sets on the file alongside its chunks.
+struct FileOutcome {
+  FileStatus status = FileStatus::kCompleted;
+  std::string format;
+  std::int64_t page_count = 0;
+  std::string error;
+  std::string warnings_json = "[]";
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  [[nodiscard]] virtual Result<Collection> CreateCollection(const NewCollection& c) = 0;
+  [[nodiscard]] virtual Result<Collection> GetCollection(const std::string& id) = 0;
+  // All collections of `owner_id`, or of everyone when empty; newest first.
+  [[nodiscard]] virtual Result<std::vector<Collection>> ListCollections(const std::string& owner_id) = 0;
+  [[nodiscard]] virtual Status DeleteCollection(const std::string& id) = 0;
+  [[nodiscard]] virtual Status SetCollectionStatus(const std::string& id, CollectionStatus status) = 0;
+
+  // Adds a file; when the collection already holds a file with the same content hash, returns
+  // that one and false instead of adding a duplicate.
+  [[nodiscard]] virtual Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) = 0;
+  [[nodiscard]] virtual Result<FileRecord> GetFile(const std::string& file_id) = 0;
+  [[nodiscard]] virtual Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) = 0;
+  [[nodiscard]] virtual Status DeleteFile(const std::string& file_id) = 0;
+  [[nodiscard]] virtual Status SetFileStatus(const std::string& file_id, FileStatus status,
+                                             const std::string& error) = 0;
+
+  // Atomically replaces the chunks of (file, generation) with `chunks` and records the outcome
+  // on the file; bumps the collection version. Chunk ids in `chunks` are ignored and assigned.
+  [[nodiscard]] virtual Status ReplaceFileChunks(const std::string& file_id, std::int64_t generation,
+                                                 std::vector<Chunk> chunks, const FileOutcome& outcome) = 0;
+  // Chunks of a collection's generation with id > after_id, in id order, at most `limit`.
+  [[nodiscard]] virtual Result<std::vector<Chunk>> ListChunks(const std::string& collection_id,
+                                                              std::int64_t generation, std::int64_t after_id,
+                                                              std::size_t limit, bool with_embeddings) = 0;
+  [[nodiscard]] virtual Result<std::vector<Chunk>> GetChunks(const std::vector<std::int64_t>& ids) = 0;
+
+  // Liveness of the store for /ready.
+  [[nodiscard]] virtual Status Ping() = 0;
+};
+
+}  // namespace modulo::store

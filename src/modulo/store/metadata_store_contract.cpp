@@ -1,0 +1,176 @@
+#include "modulo/store/metadata_store_contract.h"
+
+#include <set>
+#include <thread>
+
+namespace modulo::store {
+namespace {
+
+NewCollection Named(const std::string& name, const std::string& owner = "u1") {
+  NewCollection c;
+  c.name = name;
+  c.owner_id = owner;
+  c.embedding_model = "all-MiniLM-L6-v2";
+  return c;
+}
+
+FileRecord FileIn(const std::string& collection, const std::string& hash) {
+  FileRecord f;
+  f.collection_id = collection;
+  f.filename = "../weird\xe2\x80\x8b name.pdf";
+  f.size_bytes = 123;
+  f.content_hash = hash;
+  f.mime_type = "application/pdf";
+  f.storage_key = "blobs/" + hash;
+  return f;
+}
+
+std::vector<Chunk> Chunks(int n, int dim = 4) {
+  std::vector<Chunk> out;
+  for (int i = 0; i < n; ++i) {
+    Chunk k;
+    k.chunk_number = i;
+    k.text = "chunk " + std::to_string(i);
+    k.page_number = i + 1;
+    k.section_path = "A > B";
+    k.token_count = 3;
+    k.embedding.assign(static_cast<std::size_t>(dim), static_cast<float>(i));
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+TEST_P(MetadataStoreContract, CreateGetListDeleteCollections) {
+  auto a = store_->CreateCollection(Named("alpha"));
+  ASSERT_TRUE(a) << a.error().ToString();
+  EXPECT_EQ(a->status, CollectionStatus::kCreated);
+  EXPECT_EQ(a->id.size(), 36u);
+  auto b = store_->CreateCollection(Named("beta", "u2"));
+  ASSERT_TRUE(b);
+  auto got = store_->GetCollection(a->id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->name, "alpha");
+  EXPECT_EQ(got->embedding_model, "all-MiniLM-L6-v2");
+  EXPECT_EQ(store_->ListCollections("")->size(), 2u);
+  EXPECT_EQ(store_->ListCollections("u2")->size(), 1u);
+  ASSERT_TRUE(store_->DeleteCollection(a->id));
+  EXPECT_EQ(store_->GetCollection(a->id).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->DeleteCollection(a->id).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_P(MetadataStoreContract, DuplicateNamesPerOwnerAreRejected) {
+  ASSERT_TRUE(store_->CreateCollection(Named("same")));
+  auto dup = store_->CreateCollection(Named("same"));
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_TRUE(store_->CreateCollection(Named("same", "other-owner")));
+  EXPECT_EQ(store_->CreateCollection(Named("")).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_P(MetadataStoreContract, FilesAreDeduplicatedByContentAndKeepTheirNames) {
+  auto c = store_->CreateCollection(Named("files"));
+  ASSERT_TRUE(c);
+  auto f1 = store_->AddFile(FileIn(c->id, "h1"));
+  ASSERT_TRUE(f1) << f1.error().ToString();
+  EXPECT_TRUE(f1->second);
+  auto again = store_->AddFile(FileIn(c->id, "h1"));
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->second);
+  EXPECT_EQ(again->first.id, f1->first.id);
+  auto got = store_->GetFile(f1->first.id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->filename, "../weird\xe2\x80\x8b name.pdf");
+  EXPECT_EQ(got->status, FileStatus::kQueued);
+  EXPECT_EQ(store_->ListFiles(c->id)->size(), 1u);
+  EXPECT_EQ(store_->AddFile(FileIn("no-such-collection", "h2")).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_P(MetadataStoreContract, ReplaceFileChunksIsIdempotentAndBumpsTheVersion) {
+  auto c = store_->CreateCollection(Named("chunks"));
+  auto f = store_->AddFile(FileIn(c->id, "h"));
+  ASSERT_TRUE(f);
+  const auto v0 = store_->GetCollection(c->id)->version;
+  FileOutcome ok;
+  ok.format = "pdf";
+  ok.page_count = 5;
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(5), ok));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(5), ok));  // a retried job
+  auto listed = store_->ListChunks(c->id, 1, 0, 100, true);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 5u) << "no chunk exists twice";
+  std::set<int> numbers;
+  for (const auto& k : *listed) numbers.insert(k.chunk_number);
+  EXPECT_EQ(numbers.size(), 5u);
+  EXPECT_EQ((*listed)[2].embedding, std::vector<float>(4, 2.0f));
+  EXPECT_EQ((*listed)[2].page_number, 3);
+  auto file = store_->GetFile(f->first.id);
+  EXPECT_EQ(file->status, FileStatus::kCompleted);
+  EXPECT_EQ(file->chunk_count, 5);
+  EXPECT_EQ(file->page_count, 5);
+  auto col = store_->GetCollection(c->id);
+  EXPECT_GT(col->version, v0);
+  EXPECT_EQ(col->chunk_count, 5);
+  EXPECT_EQ(col->file_count, 1);
+  // Paging and point lookups.
+  auto page = store_->ListChunks(c->id, 1, (*listed)[1].id, 2, false);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].id, (*listed)[2].id);
+  EXPECT_TRUE((*page)[0].embedding.empty());
+  auto got = store_->GetChunks({(*listed)[4].id, 999999999});
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].text, "chunk 4");
+  // Another generation is separate.
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 2, Chunks(2), ok));
+  EXPECT_EQ(store_->ListChunks(c->id, 2, 0, 100, false)->size(), 2u);
+  EXPECT_EQ(store_->ListChunks(c->id, 1, 0, 100, false)->size(), 5u);
+}
+
+TEST_P(MetadataStoreContract, DeletingCascades) {
+  auto c = store_->CreateCollection(Named("cascade"));
+  auto f = store_->AddFile(FileIn(c->id, "h"));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(3), FileOutcome{}));
+  const auto v = store_->GetCollection(c->id)->version;
+  ASSERT_TRUE(store_->DeleteFile(f->first.id));
+  EXPECT_TRUE(store_->ListChunks(c->id, 1, 0, 100, false)->empty());
+  EXPECT_GT(store_->GetCollection(c->id)->version, v);
+  EXPECT_EQ(store_->DeleteFile(f->first.id).error().code(), ErrorCode::kNotFound);
+  auto f2 = store_->AddFile(FileIn(c->id, "h2"));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f2->first.id, 1, Chunks(3), FileOutcome{}));
+  ASSERT_TRUE(store_->DeleteCollection(c->id));
+  EXPECT_EQ(store_->GetFile(f2->first.id).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->ListChunks(c->id, 1, 0, 100, false)->empty());
+}
+
+TEST_P(MetadataStoreContract, StatusUpdates) {
+  auto c = store_->CreateCollection(Named("status"));
+  ASSERT_TRUE(store_->SetCollectionStatus(c->id, CollectionStatus::kProcessing));
+  EXPECT_EQ(store_->GetCollection(c->id)->status, CollectionStatus::kProcessing);
+  auto f = store_->AddFile(FileIn(c->id, "h"));
+  ASSERT_TRUE(store_->SetFileStatus(f->first.id, FileStatus::kFailed, "unparsable"));
+  auto got = store_->GetFile(f->first.id);
+  EXPECT_EQ(got->status, FileStatus::kFailed);
+  EXPECT_EQ(got->error, "unparsable");
+  EXPECT_EQ(store_->SetFileStatus("nope", FileStatus::kFailed, "").error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->Ping());
+}
+
+TEST_P(MetadataStoreContract, ConcurrentWritersDoNotLoseUpdates) {
+  auto c = store_->CreateCollection(Named("concurrent"));
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto f = store_->AddFile(FileIn(c->id, "h" + std::to_string(t) + "-" + std::to_string(i)));
+        if (!f || !store_->ReplaceFileChunks(f->first.id, 1, Chunks(2), FileOutcome{})) ++failures;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store_->ListFiles(c->id)->size(), 100u);
+  EXPECT_EQ(store_->GetCollection(c->id)->chunk_count, 200);
+}
+
+}  // namespace
+}  // namespace modulo::store

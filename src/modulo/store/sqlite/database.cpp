@@ -1,0 +1,172 @@
+#include "modulo/store/sqlite/database.h"
+
+#include <chrono>
+
+namespace modulo::store::sqlite {
+namespace {
+
+// Each entry upgrades the schema by one version. Never edit an entry once released: add one.
+constexpr const char* kMigrations[] = {
+    // 1: collections, files, chunks
+    R"sql(
+CREATE TABLE collections (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  owner_id TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL CHECK (status IN ('created', 'processing', 'completed', 'error')),
+  is_private INTEGER NOT NULL DEFAULT 1,
+  settings TEXT NOT NULL DEFAULT '{}',
+  embedding_model TEXT NOT NULL DEFAULT '',
+  generation INTEGER NOT NULL DEFAULT 1,
+  version INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (owner_id, name)
+);
+CREATE TABLE files (
+  id TEXT PRIMARY KEY,
+  collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  filename TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  content_hash TEXT NOT NULL,
+  mime_type TEXT NOT NULL DEFAULT '',
+  format TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'completed', 'failed')),
+  chunk_count INTEGER NOT NULL DEFAULT 0,
+  page_count INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  warnings TEXT NOT NULL DEFAULT '[]',
+  storage_key TEXT NOT NULL,
+  task_id TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (collection_id, content_hash)
+);
+CREATE INDEX files_by_collection ON files (collection_id, created_at);
+CREATE TABLE chunks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  file_id TEXT NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+  generation INTEGER NOT NULL,
+  chunk_number INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  page_number INTEGER NOT NULL DEFAULT 0,
+  section_path TEXT NOT NULL DEFAULT '',
+  char_start INTEGER NOT NULL DEFAULT 0,
+  char_end INTEGER NOT NULL DEFAULT 0,
+  token_count INTEGER NOT NULL DEFAULT 0,
+  parent_number INTEGER,
+  is_parent INTEGER NOT NULL DEFAULT 0,
+  embedding BLOB,
+  UNIQUE (file_id, generation, chunk_number)
+);
+CREATE INDEX chunks_by_collection ON chunks (collection_id, generation, id);
+)sql",
+    // 2: durable jobs
+    R"sql(
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  collection_id TEXT,
+  file_id TEXT,
+  payload TEXT NOT NULL DEFAULT '{}',
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'dead')),
+  stage TEXT NOT NULL DEFAULT '',
+  progress REAL NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  run_after INTEGER NOT NULL,
+  lease_owner TEXT NOT NULL DEFAULT '',
+  lease_expires INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, run_after);
+CREATE INDEX jobs_by_collection ON jobs (collection_id);
+)sql",
+};
+static_assert(std::size(kMigrations) == Database::kLatestSchema);
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> Database::Open(const std::string& path, std::size_t pool_size,
+                                                 metrics::Gauge* in_use) {
+  auto db = std::unique_ptr<Database>(new Database(path, in_use));
+  for (std::size_t i = 0; i < std::max<std::size_t>(pool_size, 1); ++i) {
+    auto c = Connection::Open(path);
+    if (!c) return Fail(c.error());
+    if (i == 0) {
+      if (auto st = db->Migrate(**c); !st) return Fail(std::move(st.error()).Wrap("migrating " + path));
+    }
+    db->idle_.push_back(std::move(*c));
+  }
+  return db;
+}
+
+Status Database::Migrate(Connection& c) {
+  if (auto st = c.Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                       "applied_at INTEGER NOT NULL)");
+      !st) {
+    return st;
+  }
+  auto q = c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!q) return Fail(q.error());
+  if (auto r = q->Step(); !r) return Fail(r.error());
+  int current = static_cast<int>(q->Int(0));
+  q->Reset();
+  if (current > kLatestSchema) {
+    return Fail(Error::Conflict("database schema version " + std::to_string(current) +
+                                " is newer than this build knows (" + std::to_string(kLatestSchema) +
+                                "); use a newer modulo"));
+  }
+  while (current < kLatestSchema) {
+    auto tx = Transaction::Begin(c);
+    if (!tx) return Fail(tx.error());
+    // Another process may have migrated meanwhile: re-check under the write lock.
+    auto again = c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!again) return Fail(again.error());
+    if (auto r = again->Step(); !r) return Fail(r.error());
+    current = static_cast<int>(again->Int(0));
+    again->Reset();
+    if (current >= kLatestSchema) break;
+    if (auto st = c.Exec(kMigrations[current]); !st) return st;
+    auto ins = c.Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+    if (!ins) return Fail(ins.error());
+    if (auto st = ins->Bind(1, current + 1).Bind(2, NowMs()).Run(); !st) return st;
+    if (auto st = tx->Commit(); !st) return st;
+    ++current;
+  }
+  schema_version_ = current;
+  return {};
+}
+
+Database::Lease Database::Acquire() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return !idle_.empty(); });
+  auto c = std::move(idle_.back());
+  idle_.pop_back();
+  if (in_use_ != nullptr) in_use_->Inc();
+  return Lease(this, std::move(c));
+}
+
+void Database::Release(std::unique_ptr<Connection> c) {
+  {
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(c));
+  }
+  if (in_use_ != nullptr) in_use_->Dec();
+  cv_.notify_one();
+}
+
+Database::Lease::~Lease() {
+  if (conn_ != nullptr) db_->Release(std::move(conn_));
+}
+
+}  // namespace modulo::store::sqlite

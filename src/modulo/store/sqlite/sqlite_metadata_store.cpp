@@ -1,0 +1,408 @@
+#include "modulo/store/sqlite/sqlite_metadata_store.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "modulo/core/request_id.h"
+
+namespace modulo::store::sqlite {
+namespace {
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr const char* kCollectionColumns =
+    "c.id, c.name, c.description, c.owner_id, c.status, c.is_private, c.settings, c.embedding_model, "
+    "c.generation, c.version, c.created_at, c.updated_at, "
+    "(SELECT COUNT(*) FROM files f WHERE f.collection_id = c.id), "
+    "(SELECT COUNT(*) FROM chunks k WHERE k.collection_id = c.id AND k.generation = c.generation "
+    "AND k.is_parent = 0)";
+
+Collection ReadCollection(const Statement& s) {
+  Collection c;
+  c.id = s.Text(0);
+  c.name = s.Text(1);
+  c.description = s.Text(2);
+  c.owner_id = s.Text(3);
+  c.status = ParseCollectionStatus(s.Text(4)).value_or(CollectionStatus::kError);
+  c.is_private = s.Int(5) != 0;
+  c.settings_json = s.Text(6);
+  c.embedding_model = s.Text(7);
+  c.generation = s.Int(8);
+  c.version = s.Int(9);
+  c.created_at_ms = s.Int(10);
+  c.updated_at_ms = s.Int(11);
+  c.file_count = s.Int(12);
+  c.chunk_count = s.Int(13);
+  return c;
+}
+
+constexpr const char* kFileColumns =
+    "id, collection_id, filename, size_bytes, content_hash, mime_type, format, status, chunk_count, page_count, "
+    "error, warnings, storage_key, task_id, created_at, updated_at";
+
+FileRecord ReadFile(const Statement& s) {
+  FileRecord f;
+  f.id = s.Text(0);
+  f.collection_id = s.Text(1);
+  f.filename = s.Text(2);
+  f.size_bytes = s.Int(3);
+  f.content_hash = s.Text(4);
+  f.mime_type = s.Text(5);
+  f.format = s.Text(6);
+  f.status = ParseFileStatus(s.Text(7)).value_or(FileStatus::kFailed);
+  f.chunk_count = s.Int(8);
+  f.page_count = s.Int(9);
+  f.error = s.Text(10);
+  f.warnings_json = s.Text(11);
+  f.storage_key = s.Text(12);
+  f.task_id = s.Text(13);
+  f.created_at_ms = s.Int(14);
+  f.updated_at_ms = s.Int(15);
+  return f;
+}
+
+constexpr const char* kChunkColumns =
+    "id, collection_id, file_id, generation, chunk_number, text, page_number, section_path, char_start, char_end, "
+    "token_count, parent_number, is_parent";
+
+Chunk ReadChunk(const Statement& s, bool with_embedding) {
+  Chunk k;
+  k.id = s.Int(0);
+  k.collection_id = s.Text(1);
+  k.file_id = s.Text(2);
+  k.generation = s.Int(3);
+  k.chunk_number = static_cast<std::int32_t>(s.Int(4));
+  k.text = s.Text(5);
+  k.page_number = static_cast<std::int32_t>(s.Int(6));
+  k.section_path = s.Text(7);
+  k.char_start = s.Int(8);
+  k.char_end = s.Int(9);
+  k.token_count = static_cast<std::int32_t>(s.Int(10));
+  if (!s.IsNull(11)) k.parent_number = static_cast<std::int32_t>(s.Int(11));
+  k.is_parent = s.Int(12) != 0;
+  if (with_embedding && !s.IsNull(13)) {
+    auto blob = s.Blob(13);
+    k.embedding.resize(blob.size() / sizeof(float));
+    std::memcpy(k.embedding.data(), blob.data(), k.embedding.size() * sizeof(float));
+  }
+  return k;
+}
+
+Status BumpVersion(Connection& c, const std::string& collection_id, std::int64_t now) {
+  auto s = c.Prepare("UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ?");
+  if (!s) return Fail(s.error());
+  return s->Bind(1, now).Bind(2, collection_id).Run();
+}
+
+}  // namespace
+
+Result<Collection> SqliteMetadataStore::CreateCollection(const NewCollection& in) {
+  if (in.name.empty()) return Fail(Error::InvalidArgument("collection name must not be empty"));
+  auto c = db_.Acquire();
+  const std::string id = NewUuid();
+  const auto now = NowMs();
+  auto s = c->Prepare(
+      "INSERT INTO collections (id, name, description, owner_id, status, is_private, settings, embedding_model, "
+      "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', ?, ?, ?, ?, ?)");
+  if (!s) return Fail(s.error());
+  auto st = s->Bind(1, id)
+                .Bind(2, in.name)
+                .Bind(3, in.description)
+                .Bind(4, in.owner_id)
+                .Bind(5, in.is_private ? 1 : 0)
+                .Bind(6, in.settings_json)
+                .Bind(7, in.embedding_model)
+                .Bind(8, now)
+                .Bind(9, now)
+                .Run();
+  if (!st) {
+    if (st.error().code() == ErrorCode::kAlreadyExists) {
+      return Fail(Error::AlreadyExists("a collection named '" + in.name + "' already exists"));
+    }
+    return Fail(st.error());
+  }
+  Collection out;
+  out.id = id;
+  out.name = in.name;
+  out.description = in.description;
+  out.owner_id = in.owner_id;
+  out.is_private = in.is_private;
+  out.settings_json = in.settings_json;
+  out.embedding_model = in.embedding_model;
+  out.created_at_ms = out.updated_at_ms = now;
+  return out;
+}
+
+Result<Collection> SqliteMetadataStore::GetCollection(const std::string& id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kCollectionColumns + " FROM collections c WHERE c.id = ?");
+  if (!s) return Fail(s.error());
+  s->Bind(1, id);
+  auto row = s->Step();
+  if (!row) return Fail(row.error());
+  if (!*row) return Fail(Error::NotFound("collection " + id + " not found"));
+  Collection out = ReadCollection(*s);
+  s->Reset();
+  return out;
+}
+
+Result<std::vector<Collection>> SqliteMetadataStore::ListCollections(const std::string& owner_id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kCollectionColumns +
+                      " FROM collections c WHERE (? = '' OR c.owner_id = ?) ORDER BY c.created_at DESC, c.id");
+  if (!s) return Fail(s.error());
+  s->Bind(1, owner_id).Bind(2, owner_id);
+  std::vector<Collection> out;
+  while (true) {
+    auto row = s->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) break;
+    out.push_back(ReadCollection(*s));
+  }
+  return out;
+}
+
+Status SqliteMetadataStore::DeleteCollection(const std::string& id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare("DELETE FROM collections WHERE id = ?");
+  if (!s) return Fail(s.error());
+  if (auto st = s->Bind(1, id).Run(); !st) return st;
+  if (c->Changes() == 0) return Fail(Error::NotFound("collection " + id + " not found"));
+  return {};
+}
+
+Status SqliteMetadataStore::SetCollectionStatus(const std::string& id, CollectionStatus status) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare("UPDATE collections SET status = ?, updated_at = ? WHERE id = ?");
+  if (!s) return Fail(s.error());
+  if (auto st = s->Bind(1, ToString(status)).Bind(2, NowMs()).Bind(3, id).Run(); !st) return st;
+  if (c->Changes() == 0) return Fail(Error::NotFound("collection " + id + " not found"));
+  return {};
+}
+
+Result<std::pair<FileRecord, bool>> SqliteMetadataStore::AddFile(const FileRecord& f) {
+  auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
+  {
+    auto q = c->Prepare(std::string("SELECT ") + kFileColumns + " FROM files WHERE collection_id = ? AND content_hash = ?");
+    if (!q) return Fail(q.error());
+    q->Bind(1, f.collection_id).Bind(2, f.content_hash);
+    auto row = q->Step();
+    if (!row) return Fail(row.error());
+    if (*row) {
+      FileRecord existing = ReadFile(*q);
+      q->Reset();
+      return std::make_pair(std::move(existing), false);
+    }
+  }
+  FileRecord out = f;
+  if (out.id.empty()) out.id = NewUuid();
+  out.created_at_ms = out.updated_at_ms = NowMs();
+  auto s = c->Prepare(std::string("INSERT INTO files (") + kFileColumns +
+                      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!s) return Fail(s.error());
+  auto st = s->Bind(1, out.id)
+                .Bind(2, out.collection_id)
+                .Bind(3, out.filename)
+                .Bind(4, out.size_bytes)
+                .Bind(5, out.content_hash)
+                .Bind(6, out.mime_type)
+                .Bind(7, out.format)
+                .Bind(8, ToString(out.status))
+                .Bind(9, out.chunk_count)
+                .Bind(10, out.page_count)
+                .Bind(11, out.error)
+                .Bind(12, out.warnings_json)
+                .Bind(13, out.storage_key)
+                .Bind(14, out.task_id)
+                .Bind(15, out.created_at_ms)
+                .Bind(16, out.updated_at_ms)
+                .Run();
+  if (!st) {
+    if (st.error().code() == ErrorCode::kAlreadyExists) {
+      return Fail(Error::NotFound("collection " + out.collection_id + " not found"));  // foreign key
+    }
+    return Fail(st.error());
+  }
+  if (auto v = BumpVersion(*c, out.collection_id, out.created_at_ms); !v) return Fail(v.error());
+  if (auto cm = tx->Commit(); !cm) return Fail(cm.error());
+  return std::make_pair(std::move(out), true);
+}
+
+Result<FileRecord> SqliteMetadataStore::GetFile(const std::string& file_id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kFileColumns + " FROM files WHERE id = ?");
+  if (!s) return Fail(s.error());
+  s->Bind(1, file_id);
+  auto row = s->Step();
+  if (!row) return Fail(row.error());
+  if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
+  FileRecord f = ReadFile(*s);
+  s->Reset();
+  return f;
+}
+
+Result<std::vector<FileRecord>> SqliteMetadataStore::ListFiles(const std::string& collection_id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kFileColumns +
+                      " FROM files WHERE collection_id = ? ORDER BY created_at, id");
+  if (!s) return Fail(s.error());
+  s->Bind(1, collection_id);
+  std::vector<FileRecord> out;
+  while (true) {
+    auto row = s->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) break;
+    out.push_back(ReadFile(*s));
+  }
+  return out;
+}
+
+Status SqliteMetadataStore::DeleteFile(const std::string& file_id) {
+  auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
+  std::string collection_id;
+  {
+    auto q = c->Prepare("SELECT collection_id FROM files WHERE id = ?");
+    if (!q) return Fail(q.error());
+    q->Bind(1, file_id);
+    auto row = q->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
+    collection_id = q->Text(0);
+    q->Reset();
+  }
+  auto s = c->Prepare("DELETE FROM files WHERE id = ?");
+  if (!s) return Fail(s.error());
+  if (auto st = s->Bind(1, file_id).Run(); !st) return st;
+  if (auto st = BumpVersion(*c, collection_id, NowMs()); !st) return st;
+  return tx->Commit();
+}
+
+Status SqliteMetadataStore::SetFileStatus(const std::string& file_id, FileStatus status, const std::string& error) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare("UPDATE files SET status = ?, error = ?, updated_at = ? WHERE id = ?");
+  if (!s) return Fail(s.error());
+  if (auto st = s->Bind(1, ToString(status)).Bind(2, error).Bind(3, NowMs()).Bind(4, file_id).Run(); !st) return st;
+  if (c->Changes() == 0) return Fail(Error::NotFound("file " + file_id + " not found"));
+  return {};
+}
+
+Status SqliteMetadataStore::ReplaceFileChunks(const std::string& file_id, std::int64_t generation,
+                                              std::vector<Chunk> chunks, const FileOutcome& outcome) {
+  auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
+  std::string collection_id;
+  {
+    auto q = c->Prepare("SELECT collection_id FROM files WHERE id = ?");
+    if (!q) return Fail(q.error());
+    q->Bind(1, file_id);
+    auto row = q->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
+    collection_id = q->Text(0);
+    q->Reset();
+  }
+  {
+    auto del = c->Prepare("DELETE FROM chunks WHERE file_id = ? AND generation = ?");
+    if (!del) return Fail(del.error());
+    if (auto st = del->Bind(1, file_id).Bind(2, generation).Run(); !st) return st;
+  }
+  auto ins = c->Prepare(
+      "INSERT INTO chunks (collection_id, file_id, generation, chunk_number, text, page_number, section_path, "
+      "char_start, char_end, token_count, parent_number, is_parent, embedding) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!ins) return Fail(ins.error());
+  std::int64_t indexed = 0;
+  for (const Chunk& k : chunks) {
+    ins->Reset();
+    ins->Bind(1, collection_id)
+        .Bind(2, file_id)
+        .Bind(3, generation)
+        .Bind(4, k.chunk_number)
+        .Bind(5, k.text)
+        .Bind(6, k.page_number)
+        .Bind(7, k.section_path)
+        .Bind(8, k.char_start)
+        .Bind(9, k.char_end)
+        .Bind(10, k.token_count)
+        .Bind(12, k.is_parent ? 1 : 0);
+    if (k.parent_number) ins->Bind(11, *k.parent_number);
+    if (!k.embedding.empty()) {
+      ins->BindBlob(13, std::as_bytes(std::span<const float>(k.embedding)));
+    }
+    if (auto st = ins->Run(); !st) return st;
+    indexed += k.is_parent ? 0 : 1;
+  }
+  {
+    auto up = c->Prepare(
+        "UPDATE files SET status = ?, format = ?, page_count = ?, error = ?, warnings = ?, chunk_count = ?, "
+        "updated_at = ? WHERE id = ?");
+    if (!up) return Fail(up.error());
+    if (auto st = up->Bind(1, ToString(outcome.status))
+                      .Bind(2, outcome.format)
+                      .Bind(3, outcome.page_count)
+                      .Bind(4, outcome.error)
+                      .Bind(5, outcome.warnings_json)
+                      .Bind(6, indexed)
+                      .Bind(7, NowMs())
+                      .Bind(8, file_id)
+                      .Run();
+        !st) {
+      return st;
+    }
+  }
+  if (auto st = BumpVersion(*c, collection_id, NowMs()); !st) return st;
+  return tx->Commit();
+}
+
+Result<std::vector<Chunk>> SqliteMetadataStore::ListChunks(const std::string& collection_id, std::int64_t generation,
+                                                           std::int64_t after_id, std::size_t limit,
+                                                           bool with_embeddings) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kChunkColumns +
+                      ", embedding FROM chunks WHERE collection_id = ? AND generation = ? AND id > ? "
+                      "ORDER BY id LIMIT ?");
+  if (!s) return Fail(s.error());
+  s->Bind(1, collection_id).Bind(2, generation).Bind(3, after_id).Bind(4, static_cast<std::int64_t>(limit));
+  std::vector<Chunk> out;
+  while (true) {
+    auto row = s->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) break;
+    out.push_back(ReadChunk(*s, with_embeddings));
+  }
+  return out;
+}
+
+Result<std::vector<Chunk>> SqliteMetadataStore::GetChunks(const std::vector<std::int64_t>& ids) {
+  auto c = db_.Acquire();
+  std::vector<Chunk> out;
+  out.reserve(ids.size());
+  auto s = c->Prepare(std::string("SELECT ") + kChunkColumns + ", NULL FROM chunks WHERE id = ?");
+  if (!s) return Fail(s.error());
+  for (auto id : ids) {
+    s->Reset();
+    s->Bind(1, id);
+    auto row = s->Step();
+    if (!row) return Fail(row.error());
+    if (*row) out.push_back(ReadChunk(*s, false));
+  }
+  s->Reset();
+  return out;
+}
+
+Status SqliteMetadataStore::Ping() {
+  auto c = db_.Acquire();
+  auto s = c->Prepare("SELECT 1");
+  if (!s) return Fail(s.error());
+  return s->Run();
+}
+
+}  // namespace modulo::store::sqlite
