@@ -677,6 +677,9 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.socket().close(ec);
   }
+  // A drain request may already be posted for this connection; it must find nothing to close,
+  // because `stream` dies with this frame. (It runs on this same thread, so no race.)
+  handle->close = nullptr;
   Unregister(conn_id);
   --open_connections;
   open_gauge.Dec();

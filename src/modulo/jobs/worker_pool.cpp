@@ -260,6 +260,7 @@ void WorkerPool::RunOne(const Job& job) {
       state = "succeeded";
     }
     if (listener_) listener_(job, EventJson(job, state, "done", 100, ""));
+    if (on_finished_ && state == "succeeded") on_finished_(job, JobState::kSucceeded, "");
   } else {
     const bool permanent = IsPermanent(result.error());
     auto next = queue_.Fail(job.id, options_.worker_id, result.error().message(), permanent,
@@ -270,6 +271,7 @@ void WorkerPool::RunOne(const Job& job) {
                {{"task_id", job.id}, {"kind", job.kind}, {"attempt", job.attempts}, {"state", state},
                 {"error", result.error().message()}});
     if (listener_) listener_(job, EventJson(job, state, "failed", 0, result.error().message()));
+    if (on_finished_ && next) on_finished_(job, *next, result.error().message());
   }
   if (finished_) finished_->With({job.kind, state}).Inc();
   if (running_gauge_) running_gauge_->Dec();

@@ -62,6 +62,10 @@ class WorkerPool {
 
   void AddHandler(std::string kind, JobHandler handler);
   void SetListener(Listener listener) { listener_ = std::move(listener); }
+  // Called after each attempt with the job's new state (succeeded, queued for retry, failed,
+  // dead) and the error, if any.
+  using Finished = std::function<void(const Job& job, JobState state, const std::string& error)>;
+  void SetOnFinished(Finished fn) { on_finished_ = std::move(fn); }
   void Start();
   // Stops leasing; waits up to `grace` for running jobs, then abandons them (their leases
   // expire and another worker runs them again).
@@ -84,6 +88,7 @@ class WorkerPool {
   WorkerPoolOptions options_;
   std::map<std::string, JobHandler> handlers_;
   Listener listener_;
+  Finished on_finished_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> running_{0};

@@ -118,6 +118,8 @@ class MetadataStore {
   [[nodiscard]] virtual Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) = 0;
   [[nodiscard]] virtual Result<FileRecord> GetFile(const std::string& file_id) = 0;
   [[nodiscard]] virtual Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) = 0;
+  // Files in any of `statuses`, across all collections (for crash recovery sweeps).
+  [[nodiscard]] virtual Result<std::vector<FileRecord>> ListFilesWithStatus(const std::vector<FileStatus>& statuses) = 0;
   [[nodiscard]] virtual Status DeleteFile(const std::string& file_id) = 0;
   [[nodiscard]] virtual Status SetFileStatus(const std::string& file_id, FileStatus status,
                                              const std::string& error) = 0;

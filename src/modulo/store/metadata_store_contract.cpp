@@ -151,6 +151,11 @@ TEST_P(MetadataStoreContract, StatusUpdates) {
   EXPECT_EQ(got->status, FileStatus::kFailed);
   EXPECT_EQ(got->error, "unparsable");
   EXPECT_EQ(store_->SetFileStatus("nope", FileStatus::kFailed, "").error().code(), ErrorCode::kNotFound);
+  auto g = store_->AddFile(FileIn(c->id, "h2"));
+  auto failed = store_->ListFilesWithStatus({FileStatus::kFailed});
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ((*failed)[0].id, f->first.id);
+  EXPECT_EQ(store_->ListFilesWithStatus({FileStatus::kQueued, FileStatus::kFailed})->size(), 2u);
   EXPECT_TRUE(store_->Ping());
 }
 

@@ -262,6 +262,24 @@ Result<std::vector<FileRecord>> SqliteMetadataStore::ListFiles(const std::string
   return out;
 }
 
+Result<std::vector<FileRecord>> SqliteMetadataStore::ListFilesWithStatus(const std::vector<FileStatus>& statuses) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kFileColumns + " FROM files WHERE status = ? ORDER BY created_at, id");
+  if (!s) return Fail(s.error());
+  std::vector<FileRecord> out;
+  for (auto status : statuses) {
+    s->Reset();
+    s->Bind(1, ToString(status));
+    while (true) {
+      auto row = s->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) break;
+      out.push_back(ReadFile(*s));
+    }
+  }
+  return out;
+}
+
 Status SqliteMetadataStore::DeleteFile(const std::string& file_id) {
   auto c = db_.Acquire();
   auto tx = Transaction::Begin(*c);
