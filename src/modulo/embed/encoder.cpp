@@ -1,0 +1,612 @@
+#include "modulo/embed/encoder.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <thread>
+#include <unordered_map>
+
+namespace modulo::embed {
+namespace {
+
+using dnnl::memory;
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+constexpr std::size_t kMaxCachedShapes = 512;
+
+bool CpuHasBf16() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & want) == want;
+}
+
+// A dense layer: weights reordered once into the layout oneDNN prefers, fp32 bias.
+struct DenseWeights {
+  memory weights;
+  memory bias;
+  memory::desc wdesc;
+  memory::dim in = 0, out = 0;
+  std::vector<float> scales;  // int8: per-output-channel weight scales
+  std::vector<float> bias_values;  // int8: the bias, added in the epilogue
+};
+
+// Primitives for all dense layers of a sub-batch with M rows.
+struct RowShape {
+  dnnl::matmul qkv, out, ffn1, ffn2;
+  dnnl::layer_normalization_forward ln;
+  dnnl::reorder to_low;  // [M, H] fp32 -> bf16 (bf16 mode only)
+  dnnl::eltwise_forward gelu;  // [M, F] in place (int8 mode only)
+  std::size_t scratch = 0;  // bytes of user scratchpad the primitives need
+};
+
+// Primitives for the attention of one sequence of L tokens.
+struct AttnShape {
+  dnnl::matmul qk, pv;
+  dnnl::softmax_forward softmax;
+  std::size_t scratch = 0;
+};
+
+// Every primitive uses a caller-provided scratchpad: oneDNN's shared library scratchpad is not
+// safe when primitives run concurrently on several threads.
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// The int8 path's element-wise loops, compiled for AVX-512 and AVX2 as well as the baseline and
+// chosen at load time for the CPU at hand (GCC function multi-versioning).
+#define MODULO_EMBED_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// Quantizes one row symmetrically to int8; returns its scale.
+MODULO_EMBED_CLONES float QuantizeRow(const float* row, std::size_t n, std::int8_t* q) {
+  float amax = 0.f;
+#pragma omp simd reduction(max : amax)
+  for (std::size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(row[i]));
+  const float scale = amax > 0.f ? amax / 127.f : 1.f;
+  const float inv = 1.f / scale;
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = row[i] * inv;
+    q[i] = static_cast<std::int8_t>(static_cast<int>(v + (v >= 0.f ? 0.5f : -0.5f)));
+  }
+  return scale;
+}
+
+// y (+)= acc * (row_scale * col_scale[n]) + bias[n].
+MODULO_EMBED_CLONES void DequantizeRow(const std::int32_t* acc, std::size_t n, float row_scale, const float* col_scale,
+                                       const float* bias, float* y, bool accumulate) {
+  if (accumulate) {
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) y[i] += static_cast<float>(acc[i]) * (row_scale * col_scale[i]) + bias[i];
+  } else {
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(acc[i]) * (row_scale * col_scale[i]) + bias[i];
+  }
+}
+
+}  // namespace
+
+std::string_view PrecisionName(Precision p) noexcept {
+  switch (p) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kBf16: return "bf16";
+    case Precision::kInt8: return "int8";
+    case Precision::kAuto: return "auto";
+  }
+  return "?";
+}
+
+Result<Precision> ParsePrecision(std::string_view name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "int8") return Precision::kInt8;
+  if (name == "auto") return Precision::kAuto;
+  return Fail(Error::InvalidArgument("unknown embedding precision '" + std::string(name) + "' (fp32, bf16, int8 or auto)"));
+}
+
+double BertEncoder::ForwardFlops(const BertConfig& c, int length) {
+  const double h = c.hidden_size, f = c.intermediate_size, l = length;
+  const double dense = 2.0 * l * (4 * h * h + 2 * h * f);
+  const double attention = 4.0 * l * l * h;
+  return c.num_layers * (dense + attention);
+}
+
+struct BertEncoder::Impl {
+  BertModel model;
+  EncoderOptions options;
+  Precision precision = Precision::kFp32;
+  bool low = false;   // bf16 dense layers
+  bool int8 = false;  // int8 dense layers (s8 x s8 -> s32, per-row activation scales)
+  int threads = 1;
+  int H = 0, F = 0, NH = 0, D = 0;
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+
+  struct Layer {
+    DenseWeights qkv, out, ffn1, ffn2;
+    memory ln1_g, ln1_b, ln2_g, ln2_b;
+  };
+  std::vector<Layer> layers;
+  memory emb_ln_g, emb_ln_b;
+
+  // Activation buffers of one worker thread. Sub-batches run one per lane in parallel (each
+  // with single-threaded oneDNN calls, no barriers), or, when there is only one sub-batch, on
+  // lane 0 with all threads inside each oneDNN call.
+  struct Lane {
+    std::vector<float> x, qkv, ctx, ffn, scores;
+    std::vector<std::uint16_t> x_low, ctx_low, ffn_low;
+    std::vector<std::int8_t> xq;        // int8: quantized dense-layer input
+    std::vector<std::int32_t> acc;      // int8: GEMM accumulators
+    std::vector<float> row_scales;      // int8: activation scale per row
+    std::vector<std::byte> scratch;
+    memory scratch_mem;
+  };
+  std::mutex mu;  // serialises Encode: the lanes
+  std::vector<Lane> lanes;
+  std::mutex cache_mu;  // guards the primitive caches (primitives themselves run concurrently)
+  std::unordered_map<memory::dim, std::shared_ptr<RowShape>> rows;
+  std::unordered_map<memory::dim, std::shared_ptr<AttnShape>> attn;
+
+  dt act_type() const { return int8 ? dt::s8 : low ? dt::bf16 : dt::f32; }
+
+  memory Vec(const std::vector<float>& v) {
+    memory m(memory::desc({static_cast<memory::dim>(v.size())}, dt::f32, tag::a), engine);
+    std::memcpy(m.get_data_handle(), v.data(), v.size() * sizeof(float));
+    return m;
+  }
+
+  dnnl::matmul::primitive_desc DensePd(memory::dim m, const DenseWeights& w, const memory::desc& wdesc, bool sum,
+                                       bool gelu, dt dst_type) {
+    memory::desc src({m, w.in}, act_type(), tag::ab);
+    memory::desc bias({1, w.out}, dt::f32, tag::ab);
+    memory::desc dst({m, w.out}, dst_type, tag::ab);
+    if (int8) {
+      // Plain s8 x s8 -> s32: oneDNN 2.6's VNNI kernels accept neither runtime scales nor a
+      // per-row scale post-op, so scaling, bias and residual happen in DenseInt8's epilogue.
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wdesc, memory::desc({m, w.out}, dt::s32, tag::ab)),
+                                          UserScratchpad(), engine);
+    }
+    dnnl::post_ops po;
+    if (sum) po.append_sum(1.f);
+    if (gelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+    dnnl::primitive_attr attr = UserScratchpad();
+    attr.set_post_ops(po);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wdesc, bias, dst), attr, engine);
+  }
+
+  // Reorders a PyTorch [out, in] weight into the layout the matmul primitive picks.
+  DenseWeights PrepareDense(const std::vector<float>& w, const std::vector<float>& b, memory::dim out, memory::dim in,
+                            bool sum, bool gelu, dt dst_type) {
+    DenseWeights d;
+    d.in = in;
+    d.out = out;
+    memory::desc any({in, out}, act_type(), tag::any);
+    auto pd = DensePd(256, d, any, sum, gelu, dst_type);
+    d.wdesc = pd.weights_desc();
+    d.weights = memory(d.wdesc, engine);
+    if (int8) {
+      // Symmetric per-output-channel quantization of the [out, in] weights.
+      std::vector<std::int8_t> q(w.size());
+      d.scales.resize(static_cast<std::size_t>(out));
+      for (memory::dim n = 0; n < out; ++n) {
+        const float* row = w.data() + n * in;
+        float amax = 0.f;
+        for (memory::dim k = 0; k < in; ++k) amax = std::max(amax, std::fabs(row[k]));
+        const float s = amax > 0.f ? amax / 127.f : 1.f;
+        d.scales[static_cast<std::size_t>(n)] = s;
+        for (memory::dim k = 0; k < in; ++k) {
+          q[static_cast<std::size_t>(n * in + k)] = static_cast<std::int8_t>(std::lrint(row[k] / s));
+        }
+      }
+      d.bias_values = b;
+      memory user(memory::desc({in, out}, dt::s8, tag::ba), engine, q.data());
+      dnnl::reorder(user, d.weights).execute(stream, user, d.weights);
+    } else {
+      memory user(memory::desc({in, out}, dt::f32, tag::ba), engine, const_cast<float*>(w.data()));
+      dnnl::reorder(user, d.weights).execute(stream, user, d.weights);
+    }
+    stream.wait();
+    d.bias = memory(memory::desc({1, out}, dt::f32, tag::ab), engine);
+    std::memcpy(d.bias.get_data_handle(), b.data(), b.size() * sizeof(float));
+    return d;
+  }
+
+  Status Prepare() {
+    const BertConfig& c = model.config;
+    H = c.hidden_size;
+    F = c.intermediate_size;
+    NH = c.num_heads;
+    D = c.head_dim();
+    emb_ln_g = Vec(model.weights.embeddings_ln_g);
+    emb_ln_b = Vec(model.weights.embeddings_ln_b);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const dt ffn_dst = low && !int8 ? dt::bf16 : dt::f32;
+    for (LayerWeights& L : model.weights.layers) {
+      // Fold the attention scale 1/sqrt(d) into the query projection.
+      for (int i = 0; i < H * H; ++i) L.qkv_w[i] *= scale;
+      for (int i = 0; i < H; ++i) L.qkv_b[i] *= scale;
+      Layer layer;
+      layer.qkv = PrepareDense(L.qkv_w, L.qkv_b, 3 * H, H, false, false, dt::f32);
+      layer.out = PrepareDense(L.out_w, L.out_b, H, H, true, false, dt::f32);
+      layer.ffn1 = PrepareDense(L.ffn1_w, L.ffn1_b, F, H, false, true, ffn_dst);
+      layer.ffn2 = PrepareDense(L.ffn2_w, L.ffn2_b, H, F, true, false, dt::f32);
+      layer.ln1_g = Vec(L.ln1_g);
+      layer.ln1_b = Vec(L.ln1_b);
+      layer.ln2_g = Vec(L.ln2_g);
+      layer.ln2_b = Vec(L.ln2_b);
+      layers.push_back(std::move(layer));
+      L = LayerWeights{};  // the reordered copies are all that is needed now
+    }
+    lanes.resize(static_cast<std::size_t>(threads));
+    return {};
+  }
+
+  // Activation buffers are allocated on first use (and stay: their size is bounded).
+  void Reserve(Lane& l) {
+    if (!l.x.empty()) return;
+    const std::size_t cap = options.max_batch_tokens;
+    l.x.resize(cap * H);
+    l.qkv.resize(cap * 3 * H);
+    l.ctx.resize(cap * H);
+    if (int8) {
+      l.xq.resize(cap * F);
+      l.acc.resize(cap * std::max(3 * H, F));
+      l.row_scales.resize(cap);
+      l.ffn.resize(cap * F);
+    } else if (low) {
+      l.x_low.resize(cap * H);
+      l.ctx_low.resize(cap * H);
+      l.ffn_low.resize(cap * F);
+    } else {
+      l.ffn.resize(cap * F);
+    }
+    const auto max_len = static_cast<std::size_t>(model.max_seq_length);
+    l.scores.resize(static_cast<std::size_t>(NH) * cap * max_len);
+  }
+
+  memory& Scratch(Lane& l, std::size_t bytes) {
+    if (l.scratch.size() < bytes || !l.scratch_mem) {
+      l.scratch.resize(std::max<std::size_t>(bytes, 4096));
+      l.scratch_mem = memory(memory::desc({static_cast<memory::dim>(l.scratch.size())}, dt::u8, tag::a), engine,
+                             l.scratch.data());
+    }
+    return l.scratch_mem;
+  }
+
+  std::shared_ptr<RowShape> Rows(memory::dim m) {
+    std::lock_guard lock(cache_mu);
+    if (auto it = rows.find(m); it != rows.end()) return it->second;
+    if (rows.size() >= kMaxCachedShapes) rows.clear();
+    const Layer& l0 = layers.front();
+    RowShape s;
+    auto track = [&](const auto& pd) {
+      s.scratch = std::max(s.scratch, pd.scratchpad_desc().get_size());
+      return pd;
+    };
+    s.qkv = dnnl::matmul(track(DensePd(m, l0.qkv, l0.qkv.wdesc, false, false, dt::f32)));
+    s.out = dnnl::matmul(track(DensePd(m, l0.out, l0.out.wdesc, true, false, dt::f32)));
+    s.ffn1 = dnnl::matmul(track(DensePd(m, l0.ffn1, l0.ffn1.wdesc, false, true, low && !int8 ? dt::bf16 : dt::f32)));
+    s.ffn2 = dnnl::matmul(track(DensePd(m, l0.ffn2, l0.ffn2.wdesc, true, false, dt::f32)));
+    memory::desc data({m, H}, dt::f32, tag::ab);
+    s.ln = dnnl::layer_normalization_forward(track(dnnl::layer_normalization_forward::primitive_desc(
+        dnnl::layer_normalization_forward::desc(dnnl::prop_kind::forward_inference, data, model.config.layer_norm_eps,
+                                                dnnl::normalization_flags::use_scale |
+                                                    dnnl::normalization_flags::use_shift),
+        UserScratchpad(), engine)));
+    if (int8) {
+      memory::desc f({m, F}, dt::f32, tag::ab);
+      s.gelu = dnnl::eltwise_forward(track(dnnl::eltwise_forward::primitive_desc(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_gelu_erf, f, 0.f, 0.f),
+          UserScratchpad(), engine)));
+    }
+    if (low && !int8) {
+      memory::desc lowd({m, H}, dt::bf16, tag::ab);
+      s.to_low = dnnl::reorder(track(dnnl::reorder::primitive_desc(engine, data, engine, lowd, UserScratchpad())));
+    }
+    return rows.emplace(m, std::make_shared<RowShape>(std::move(s))).first->second;
+  }
+
+  // Views of the packed [B*S, 3H] qkv buffer as per-head matrices, for B sequences of S tokens.
+  memory::desc QDesc(memory::dim b, memory::dim s) const {
+    return memory::desc({b, NH, s, D}, dt::f32, {s * 3 * H, D, 3 * H, 1});
+  }
+  memory::desc KtDesc(memory::dim b, memory::dim s) const {
+    return memory::desc({b, NH, D, s}, dt::f32, {s * 3 * H, D, 1, 3 * H});
+  }
+  memory::desc ScoreDesc(memory::dim b, memory::dim s) const { return memory::desc({b, NH, s, s}, dt::f32, tag::abcd); }
+  memory::desc CtxDesc(memory::dim b, memory::dim s) const {
+    return memory::desc({b, NH, s, D}, dt::f32, {s * H, D, H, 1});
+  }
+
+  std::shared_ptr<AttnShape> Attn(memory::dim b, memory::dim s) {
+    std::lock_guard lock(cache_mu);
+    const memory::dim key = b * 4096 + s;
+    if (auto it = attn.find(key); it != attn.end()) return it->second;
+    if (attn.size() >= kMaxCachedShapes) attn.clear();
+    AttnShape a;
+    auto track = [&](const auto& pd) {
+      a.scratch = std::max(a.scratch, pd.scratchpad_desc().get_size());
+      return pd;
+    };
+    a.qk = dnnl::matmul(track(dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(QDesc(b, s), KtDesc(b, s), ScoreDesc(b, s)), UserScratchpad(), engine)));
+    a.softmax = dnnl::softmax_forward(track(dnnl::softmax_forward::primitive_desc(
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, ScoreDesc(b, s), 3), UserScratchpad(), engine)));
+    a.pv = dnnl::matmul(track(dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(ScoreDesc(b, s), QDesc(b, s), CtxDesc(b, s)), UserScratchpad(), engine)));
+    return attn.emplace(key, std::make_shared<AttnShape>(std::move(a))).first->second;
+  }
+
+  void Dense(dnnl::stream& stream, const memory& scratch, dnnl::matmul& prim, const DenseWeights& w, memory::dim m,
+             void* src, dt src_type, void* dst, dt dst_type) {
+    memory s(memory::desc({m, w.in}, src_type, tag::ab), engine, src);
+    memory d(memory::desc({m, w.out}, dst_type, tag::ab), engine, dst);
+    prim.execute(stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_BIAS, w.bias}, {DNNL_ARG_DST, d},
+                          {DNNL_ARG_SCRATCHPAD, scratch}});
+  }
+
+  void LayerNorm(dnnl::stream& stream, const memory& scratch, RowShape& s, memory::dim m, float* x, const memory& g,
+                 const memory& b) {
+    memory data(memory::desc({m, H}, dt::f32, tag::ab), engine, x);
+    s.ln.execute(stream, {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}, {DNNL_ARG_SCALE, g}, {DNNL_ARG_SHIFT, b},
+                          {DNNL_ARG_SCRATCHPAD, scratch}});
+  }
+
+  void ToLow(dnnl::stream& stream, const memory& scratch, RowShape& s, memory::dim m, float* src, std::uint16_t* dst) {
+    memory a(memory::desc({m, H}, dt::f32, tag::ab), engine, src);
+    memory b(memory::desc({m, H}, dt::bf16, tag::ab), engine, dst);
+    s.to_low.execute(stream, {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}, {DNNL_ARG_SCRATCHPAD, scratch}});
+  }
+
+  // int8 dense layer: dst (+)= dequant(quant(src) . w_q) + bias. Each row (token) gets its own
+  // activation scale, so an outlier in one token costs no other token its precision and a
+  // text's vector does not depend on its batch.
+  void DenseInt8(dnnl::stream& stream, Lane& lane, std::size_t scratch_bytes, dnnl::matmul& prim,
+                 const DenseWeights& w, memory::dim m, const float* src, float* dst, bool accumulate) {
+    const auto cols = static_cast<std::size_t>(w.in);
+    const auto outs = static_cast<std::size_t>(w.out);
+    std::int8_t* q = lane.xq.data();
+    for (memory::dim r = 0; r < m; ++r) {
+      const auto off = static_cast<std::size_t>(r) * cols;
+      lane.row_scales[static_cast<std::size_t>(r)] = QuantizeRow(src + off, cols, q + off);
+    }
+    memory s(memory::desc({m, w.in}, dt::s8, tag::ab), engine, q);
+    memory d(memory::desc({m, w.out}, dt::s32, tag::ab), engine, lane.acc.data());
+    prim.execute(stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_DST, d},
+                          {DNNL_ARG_SCRATCHPAD, Scratch(lane, scratch_bytes)}});
+    for (memory::dim r = 0; r < m; ++r) {
+      const auto off = static_cast<std::size_t>(r) * outs;
+      DequantizeRow(lane.acc.data() + off, outs, lane.row_scales[static_cast<std::size_t>(r)], w.scales.data(),
+                    w.bias_values.data(), dst + off, accumulate);
+    }
+  }
+
+  // One sub-batch: `count` sequences, padded to `len` tokens each.
+  void Forward(Lane& lane, std::span<const std::vector<std::int32_t>* const> seqs, memory::dim len,
+               float* const* outs) {
+    Reserve(lane);
+    dnnl::stream stream(engine);
+    auto& x = lane.x;
+    auto& qkv = lane.qkv;
+    auto& ctx = lane.ctx;
+    auto& ffn = lane.ffn;
+    auto& scores = lane.scores;
+    auto& x_low = lane.x_low;
+    auto& ctx_low = lane.ctx_low;
+    auto& ffn_low = lane.ffn_low;
+    const auto count = static_cast<memory::dim>(seqs.size());
+    const memory::dim m = count * len;
+    const BertWeights& w = model.weights;
+    // Embeddings: word + position + token type 0.
+    for (memory::dim r = 0; r < m; ++r) {
+      const auto& ids = *seqs[static_cast<std::size_t>(r / len)];
+      const auto t = static_cast<std::size_t>(r % len);
+      float* dst = x.data() + r * H;
+      const std::int32_t id = t < ids.size() ? ids[t] : 0;
+      const float* we = w.word_embeddings.data() + static_cast<std::size_t>(id) * H;
+      const float* pe = w.position_embeddings.data() + t * H;
+      const float* te = w.token_type_embeddings.data();
+      for (int i = 0; i < H; ++i) dst[i] = we[i] + pe[i] + te[i];
+    }
+    const std::shared_ptr<RowShape> rs_ptr = Rows(m);
+    RowShape& rs = *rs_ptr;
+    LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), emb_ln_g, emb_ln_b);
+    for (Layer& layer : layers) {
+      if (int8) {
+        DenseInt8(stream, lane, rs.scratch, rs.qkv, layer.qkv, m, x.data(), qkv.data(), false);
+      } else if (low) {
+        ToLow(stream, Scratch(lane, rs.scratch), rs, m, x.data(), x_low.data());
+        Dense(stream, Scratch(lane, rs.scratch), rs.qkv, layer.qkv, m, x_low.data(), dt::bf16, qkv.data(), dt::f32);
+      } else {
+        Dense(stream, Scratch(lane, rs.scratch), rs.qkv, layer.qkv, m, x.data(), dt::f32, qkv.data(), dt::f32);
+      }
+      {
+        // Self-attention of all sequences at once: scores = Q K^T (the 1/sqrt(d) scale is folded
+        // into Q), padded keys masked out, softmax, context = P V written back as [rows, H].
+        const std::shared_ptr<AttnShape> as_ptr = Attn(count, len);
+        AttnShape& as = *as_ptr;
+        memory ascratch = Scratch(lane, as.scratch);
+        memory q(QDesc(count, len), engine, qkv.data());
+        memory kt(KtDesc(count, len), engine, qkv.data() + H);
+        memory v(QDesc(count, len), engine, qkv.data() + 2 * H);
+        memory sc(ScoreDesc(count, len), engine, scores.data());
+        memory c(CtxDesc(count, len), engine, ctx.data());
+        as.qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+        for (memory::dim b = 0; b < count; ++b) {
+          const auto L = static_cast<memory::dim>(seqs[static_cast<std::size_t>(b)]->size());
+          if (L == len) continue;
+          for (memory::dim row = 0; row < NH * len; ++row) {
+            float* r = scores.data() + (b * NH * len + row) * len;
+            std::fill(r + L, r + len, -std::numeric_limits<float>::infinity());
+          }
+        }
+        as.softmax.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+        as.pv.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+      }
+      if (int8) {
+        DenseInt8(stream, lane, rs.scratch, rs.out, layer.out, m, ctx.data(), x.data(), true);
+      } else if (low) {
+        ToLow(stream, Scratch(lane, rs.scratch), rs, m, ctx.data(), ctx_low.data());
+        Dense(stream, Scratch(lane, rs.scratch), rs.out, layer.out, m, ctx_low.data(), dt::bf16, x.data(), dt::f32);
+      } else {
+        Dense(stream, Scratch(lane, rs.scratch), rs.out, layer.out, m, ctx.data(), dt::f32, x.data(), dt::f32);
+      }
+      LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), layer.ln1_g, layer.ln1_b);
+      if (int8) {
+        DenseInt8(stream, lane, rs.scratch, rs.ffn1, layer.ffn1, m, x.data(), ffn.data(), false);
+        memory f(memory::desc({m, F}, dt::f32, tag::ab), engine, ffn.data());
+        rs.gelu.execute(stream, {{DNNL_ARG_SRC, f}, {DNNL_ARG_DST, f}, {DNNL_ARG_SCRATCHPAD, Scratch(lane, rs.scratch)}});
+        DenseInt8(stream, lane, rs.scratch, rs.ffn2, layer.ffn2, m, ffn.data(), x.data(), true);
+      } else if (low) {
+        ToLow(stream, Scratch(lane, rs.scratch), rs, m, x.data(), x_low.data());
+        Dense(stream, Scratch(lane, rs.scratch), rs.ffn1, layer.ffn1, m, x_low.data(), dt::bf16, ffn_low.data(), dt::bf16);
+        Dense(stream, Scratch(lane, rs.scratch), rs.ffn2, layer.ffn2, m, ffn_low.data(), dt::bf16, x.data(), dt::f32);
+      } else {
+        Dense(stream, Scratch(lane, rs.scratch), rs.ffn1, layer.ffn1, m, x.data(), dt::f32, ffn.data(), dt::f32);
+        Dense(stream, Scratch(lane, rs.scratch), rs.ffn2, layer.ffn2, m, ffn.data(), dt::f32, x.data(), dt::f32);
+      }
+      LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), layer.ln2_g, layer.ln2_b);
+    }
+    stream.wait();
+    // Pooling and L2 normalisation.
+    for (memory::dim b = 0; b < count; ++b) {
+      const auto L = static_cast<memory::dim>(seqs[static_cast<std::size_t>(b)]->size());
+      float* out = outs[b];
+      const float* rows0 = x.data() + b * len * H;
+      if (model.pooling == Pooling::kCls) {
+        std::copy(rows0, rows0 + H, out);
+      } else {
+        std::fill(out, out + H, 0.f);
+        for (memory::dim t = 0; t < L; ++t) {
+          const float* r = rows0 + t * H;
+          for (int i = 0; i < H; ++i) out[i] += r[i];
+        }
+        const float inv = 1.0f / static_cast<float>(L);
+        for (int i = 0; i < H; ++i) out[i] *= inv;
+      }
+      if (model.normalize) {
+        double ss = 0;
+        for (int i = 0; i < H; ++i) ss += static_cast<double>(out[i]) * out[i];
+        const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+        for (int i = 0; i < H; ++i) out[i] *= inv;
+      }
+    }
+  }
+};
+
+BertEncoder::BertEncoder(Key, std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BertEncoder::~BertEncoder() = default;
+
+Result<std::unique_ptr<BertEncoder>> BertEncoder::Create(BertModel model, const EncoderOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->options.max_batch_tokens = std::max<std::size_t>(options.max_batch_tokens, model.max_seq_length);
+  impl->threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  switch (options.precision) {
+    case Precision::kFp32:
+      break;
+    case Precision::kBf16:
+    case Precision::kAuto:
+      impl->low = CpuHasBf16();
+      break;
+    case Precision::kInt8:
+      impl->int8 = true;  // oneDNN runs s8 GEMMs on any x86-64; VNNI makes them fast
+      break;
+  }
+  impl->precision = impl->int8 ? Precision::kInt8 : impl->low ? Precision::kBf16 : Precision::kFp32;
+  impl->model = std::move(model);
+  try {
+    omp_set_num_threads(impl->threads);
+    if (auto s = impl->Prepare(); !s) return Fail(std::move(s.error()));
+  } catch (const dnnl::error& e) {
+    return Fail(Error::Internal(std::string("oneDNN could not set up the encoder: ") + e.what()));
+  }
+  return std::make_unique<BertEncoder>(Key{}, std::move(impl));
+}
+
+Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences, std::span<float> out) {
+  Impl& im = *impl_;
+  const int H = im.H;
+  if (out.size() < sequences.size() * static_cast<std::size_t>(H)) {
+    return Fail(Error::InvalidArgument("output buffer too small"));
+  }
+  const auto max_len = static_cast<std::size_t>(im.model.max_seq_length);
+  const auto vocab = static_cast<std::int32_t>(im.model.config.vocab_size);
+  for (const auto& s : sequences) {
+    if (s.empty() || s.size() > max_len) return Fail(Error::InvalidArgument("sequence length out of range"));
+    for (auto id : s) {
+      if (id < 0 || id >= vocab) return Fail(Error::InvalidArgument("token id out of range"));
+    }
+  }
+  // Longest first, then greedy sub-batches under the token budget.
+  std::vector<std::size_t> order(sequences.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sequences[a].size() > sequences[b].size(); });
+  // Plan the sub-batches: longest first, each under the padded-token budget.
+  struct Group {
+    std::vector<const std::vector<std::int32_t>*> seqs;
+    std::vector<float*> outs;
+    memory::dim len = 0;
+  };
+  std::vector<Group> groups;
+  for (std::size_t i = 0; i < order.size();) {
+    const auto len = static_cast<memory::dim>(sequences[order[i]].size());
+    // Batches of longer texts pad to a multiple of 4 tokens (fewer distinct shapes to compile);
+    // short texts are not padded, where rounding up would cost a large fraction of the work.
+    const memory::dim padded =
+        len <= 16 ? len : std::min<memory::dim>(static_cast<memory::dim>(max_len), (len + 3) / 4 * 4);
+    const std::size_t per = std::max<std::size_t>(1, im.options.max_batch_tokens / static_cast<std::size_t>(padded));
+    Group g;
+    while (i < order.size() && g.seqs.size() < per) {
+      g.seqs.push_back(&sequences[order[i]]);
+      g.outs.push_back(out.data() + order[i] * static_cast<std::size_t>(H));
+      ++i;
+    }
+    g.len = g.seqs.size() > 1 ? padded : len;
+    groups.push_back(std::move(g));
+  }
+  std::lock_guard lock(im.mu);
+  std::string failure;
+  if (groups.size() == 1 || im.threads == 1) {
+    try {
+      omp_set_num_threads(im.threads);
+      for (auto& g : groups) im.Forward(im.lanes[0], g.seqs, g.len, g.outs.data());
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  } else {
+    std::atomic<std::size_t> next{0};
+    std::mutex failure_mu;
+#pragma omp parallel num_threads(im.threads)
+    {
+      Impl::Lane& lane = im.lanes[static_cast<std::size_t>(omp_get_thread_num())];
+      for (std::size_t k = next++; k < groups.size(); k = next++) {
+        try {
+          im.Forward(lane, groups[k].seqs, groups[k].len, groups[k].outs.data());
+        } catch (const std::exception& e) {
+          std::lock_guard fl(failure_mu);
+          failure = e.what();
+        }
+      }
+    }
+  }
+  if (!failure.empty()) return Fail(Error::Internal("oneDNN failed in the encoder: " + failure));
+  return {};
+}
+
+int BertEncoder::dimension() const noexcept { return impl_->H; }
+int BertEncoder::max_seq_length() const noexcept { return impl_->model.max_seq_length; }
+Precision BertEncoder::effective_precision() const noexcept { return impl_->precision; }
+const BertModel& BertEncoder::model() const noexcept { return impl_->model; }
+
+}  // namespace modulo::embed

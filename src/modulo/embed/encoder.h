@@ -1,0 +1,79 @@
+// BertEncoder: the BERT forward pass on the CPU, from token ids to pooled, L2-normalised vectors.
+//
+// Embeddings (word + position + token type) and LayerNorm; per layer self-attention over each
+// sequence's own tokens (so padding never leaks into attention), output projection with the
+// residual added inside the GEMM, LayerNorm, GELU (erf) feed-forward fused into its GEMM, the
+// second residual, LayerNorm; then mean or CLS pooling and L2 normalisation.
+//
+// GEMMs, LayerNorm and softmax run as oneDNN primitives (AVX-512 JIT kernels chosen at run time
+// for the CPU at hand), cached per shape. Inputs are sorted by length and cut into sub-batches
+// of at most max_batch_tokens padded tokens, which bounds memory for any number of inputs.
+//
+// Precision: kFp32 is exact to ~1e-6; kBf16 runs the dense layers with bf16 inputs and weights
+// (fp32 accumulation) where the CPU has AVX512_BF16, and falls back to fp32 otherwise. The
+// choice is made once at creation from oneDNN's detected ISA, so no unsupported instruction is
+// ever executed.
+//
+// Thread-safety: Encode() may be called from any thread; calls are serialised internally (one
+// forward pass at a time, each using `threads` OpenMP threads).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "modulo/core/error.h"
+#include "modulo/embed/model.h"
+
+namespace modulo::embed {
+
+enum class Precision {
+  kFp32,  // exact
+  kBf16,  // bf16 dense layers when the CPU supports AVX512_BF16, else fp32
+  kInt8,  // int8 dense layers: per-channel weight scales, per-token dynamic activation scales
+  kAuto,  // the fastest reduced-precision path the CPU supports (currently bf16, else fp32)
+};
+
+[[nodiscard]] std::string_view PrecisionName(Precision p) noexcept;
+// Parses "fp32", "bf16", "int8" or "auto".
+[[nodiscard]] Result<Precision> ParsePrecision(std::string_view name);
+
+struct EncoderOptions {
+  Precision precision = Precision::kFp32;  // requested precision (see effective_precision())
+  int threads = 0;                         // OpenMP threads per forward pass; 0 = all cores
+  std::size_t max_batch_tokens = 1024;     // padded tokens per sub-batch and thread (bounds memory)
+};
+
+class BertEncoder {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<BertEncoder>> Create(BertModel model, const EncoderOptions& options);
+  ~BertEncoder();
+  BertEncoder(const BertEncoder&) = delete;
+  BertEncoder& operator=(const BertEncoder&) = delete;
+
+  // Embeds each sequence of ids (each [CLS] ... [SEP], at most max_seq_length() long) into
+  // `out`, row i at out[i * dimension()]. `out` must hold sequences.size() * dimension() floats.
+  [[nodiscard]] Status Encode(std::span<const std::vector<std::int32_t>> sequences, std::span<float> out);
+
+  [[nodiscard]] int dimension() const noexcept;
+  [[nodiscard]] int max_seq_length() const noexcept;
+  [[nodiscard]] Precision effective_precision() const noexcept;
+  [[nodiscard]] const BertModel& model() const noexcept;
+
+  // Floating-point operations of one forward pass over a sequence of `length` tokens.
+  [[nodiscard]] static double ForwardFlops(const BertConfig& config, int length);
+
+ private:
+  struct Impl;
+  struct Key {};
+
+ public:
+  BertEncoder(Key, std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modulo::embed
