@@ -41,6 +41,7 @@ struct Collection {
   std::string settings_json = "{}";  // chunking and retrieval settings, owned by the layers above
   std::string embedding_model;
   std::int64_t generation = 1;       // the index generation searches read
+  std::int64_t next_generation = 0;  // the generation a running reindex builds; 0 when none
   std::int64_t version = 1;          // bumped on every write that changes search results
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
@@ -112,6 +113,13 @@ class MetadataStore {
   [[nodiscard]] virtual Result<std::vector<Collection>> ListCollections(const std::string& owner_id) = 0;
   [[nodiscard]] virtual Status DeleteCollection(const std::string& id) = 0;
   [[nodiscard]] virtual Status SetCollectionStatus(const std::string& id, CollectionStatus status) = 0;
+
+  // Starts building generation + 1 (stale chunks of it from an aborted attempt are removed) and
+  // stores `settings_json` for it; Conflict while another reindex runs. Returns the generation.
+  [[nodiscard]] virtual Result<std::int64_t> BeginReindex(const std::string& collection_id,
+                                                          const std::string& settings_json) = 0;
+  // Atomically makes `generation` the one searches read and deletes every other generation.
+  [[nodiscard]] virtual Status FinishReindex(const std::string& collection_id, std::int64_t generation) = 0;
 
   // Adds a file; when the collection already holds a file with the same content hash, returns
   // that one and false instead of adding a duplicate.

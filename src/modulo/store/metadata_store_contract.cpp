@@ -141,6 +141,32 @@ TEST_P(MetadataStoreContract, DeletingCascades) {
   EXPECT_TRUE(store_->ListChunks(c->id, 1, 0, 100, false)->empty());
 }
 
+TEST_P(MetadataStoreContract, ReindexBuildsANewGenerationAndSwitchesAtomically) {
+  auto c = store_->CreateCollection(Named("reindex"));
+  auto f = store_->AddFile(FileIn(c->id, "h"));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(3), FileOutcome{}));
+  auto next = store_->BeginReindex(c->id, R"({"chunking":{"chunk_tokens":64}})");
+  ASSERT_TRUE(next) << next.error().ToString();
+  EXPECT_EQ(*next, 2);
+  EXPECT_EQ(store_->BeginReindex(c->id, "{}").error().code(), ErrorCode::kConflict);
+  auto during = store_->GetCollection(c->id);
+  EXPECT_EQ(during->generation, 1);
+  EXPECT_EQ(during->next_generation, 2);
+  EXPECT_EQ(during->chunk_count, 3) << "searches still read the old generation";
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 2, Chunks(5), FileOutcome{}));
+  const auto v = during->version;
+  ASSERT_TRUE(store_->FinishReindex(c->id, 2));
+  auto after = store_->GetCollection(c->id);
+  EXPECT_EQ(after->generation, 2);
+  EXPECT_EQ(after->next_generation, 0);
+  EXPECT_EQ(after->chunk_count, 5);
+  EXPECT_GT(after->version, v);
+  EXPECT_NE(after->settings_json.find("64"), std::string::npos);
+  EXPECT_TRUE(store_->ListChunks(c->id, 1, 0, 100, false)->empty()) << "the old generation is gone";
+  EXPECT_EQ(store_->FinishReindex(c->id, 2).error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(store_->BeginReindex("nope", "{}").error().code(), ErrorCode::kNotFound);
+}
+
 TEST_P(MetadataStoreContract, StatusUpdates) {
   auto c = store_->CreateCollection(Named("status"));
   ASSERT_TRUE(store_->SetCollectionStatus(c->id, CollectionStatus::kProcessing));

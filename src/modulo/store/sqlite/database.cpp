@@ -86,6 +86,10 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_ready ON jobs (state, run_after);
 CREATE INDEX jobs_by_collection ON jobs (collection_id);
 )sql",
+    // 3: reindexing into a new generation
+    R"sql(
+ALTER TABLE collections ADD COLUMN next_generation INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 

@@ -18,7 +18,7 @@ constexpr const char* kCollectionColumns =
     "c.generation, c.version, c.created_at, c.updated_at, "
     "(SELECT COUNT(*) FROM files f WHERE f.collection_id = c.id), "
     "(SELECT COUNT(*) FROM chunks k WHERE k.collection_id = c.id AND k.generation = c.generation "
-    "AND k.is_parent = 0)";
+    "AND k.is_parent = 0), c.next_generation";
 
 Collection ReadCollection(const Statement& s) {
   Collection c;
@@ -36,6 +36,7 @@ Collection ReadCollection(const Statement& s) {
   c.updated_at_ms = s.Int(11);
   c.file_count = s.Int(12);
   c.chunk_count = s.Int(13);
+  c.next_generation = s.Int(14);
   return c;
 }
 
@@ -181,6 +182,56 @@ Status SqliteMetadataStore::SetCollectionStatus(const std::string& id, Collectio
   if (auto st = s->Bind(1, ToString(status)).Bind(2, NowMs()).Bind(3, id).Run(); !st) return st;
   if (c->Changes() == 0) return Fail(Error::NotFound("collection " + id + " not found"));
   return {};
+}
+
+Result<std::int64_t> SqliteMetadataStore::BeginReindex(const std::string& collection_id,
+                                                       const std::string& settings_json) {
+  auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
+  auto q = c->Prepare("SELECT generation, next_generation FROM collections WHERE id = ?");
+  if (!q) return Fail(q.error());
+  q->Bind(1, collection_id);
+  auto row = q->Step();
+  if (!row) return Fail(row.error());
+  if (!*row) return Fail(Error::NotFound("collection " + collection_id + " not found"));
+  const std::int64_t generation = q->Int(0), pending = q->Int(1);
+  q->Reset();
+  if (pending > generation) {
+    return Fail(Error::Conflict("collection " + collection_id + " is already being reindexed"));
+  }
+  const std::int64_t next = generation + 1;
+  auto del = c->Prepare("DELETE FROM chunks WHERE collection_id = ? AND generation = ?");
+  if (!del) return Fail(del.error());
+  if (auto st = del->Bind(1, collection_id).Bind(2, next).Run(); !st) return Fail(st.error());
+  auto up = c->Prepare("UPDATE collections SET next_generation = ?, settings = ?, updated_at = ? WHERE id = ?");
+  if (!up) return Fail(up.error());
+  if (auto st = up->Bind(1, next).Bind(2, settings_json).Bind(3, NowMs()).Bind(4, collection_id).Run(); !st) {
+    return Fail(st.error());
+  }
+  if (auto st = tx->Commit(); !st) return Fail(st.error());
+  return next;
+}
+
+Status SqliteMetadataStore::FinishReindex(const std::string& collection_id, std::int64_t generation) {
+  auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
+  auto up = c->Prepare(
+      "UPDATE collections SET generation = ?, next_generation = 0, version = version + 1, updated_at = ? "
+      "WHERE id = ? AND next_generation = ?");
+  if (!up) return Fail(up.error());
+  if (auto st = up->Bind(1, generation).Bind(2, NowMs()).Bind(3, collection_id).Bind(4, generation).Run(); !st) {
+    return st;
+  }
+  if (c->Changes() == 0) {
+    return Fail(Error::Conflict("collection " + collection_id + " is not being reindexed into generation " +
+                                std::to_string(generation)));
+  }
+  auto del = c->Prepare("DELETE FROM chunks WHERE collection_id = ? AND generation <> ?");
+  if (!del) return Fail(del.error());
+  if (auto st = del->Bind(1, collection_id).Bind(2, generation).Run(); !st) return st;
+  return tx->Commit();
 }
 
 Result<std::pair<FileRecord, bool>> SqliteMetadataStore::AddFile(const FileRecord& f) {
