@@ -11,7 +11,9 @@ PORT ?= 8000
 DATA_DIR ?= ./modulo-data
 CMAKE_FLAGS ?=
 
-.PHONY: run test deps venv build unit e2e bench asan tsan format clean
+MODEL_DIR ?= models/all-MiniLM-L6-v2
+
+.PHONY: run test deps venv model build unit e2e bench asan tsan format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -19,25 +21,30 @@ deps:
 venv: deps
 	@scripts/setup-venv.sh
 
+model: deps
+	@scripts/fetch-model.sh $(MODEL_DIR)
+
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+run: build model
 	@echo "Starting Modulo on http://$(HOST):$(PORT) (data in $(DATA_DIR)); Ctrl-C stops it."
-	./$(BUILD_DIR)/modulo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+	./$(BUILD_DIR)/modulo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR)
 
-unit: build
+unit: build model
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
 
-e2e: build venv
-	MODULO_BIN=$(abspath $(BUILD_DIR))/modulo .venv/bin/python -m pytest -q tests/e2e
+E2E_ENV = MODULO_BIN=$(abspath $(BUILD_DIR))/modulo MODULO_MODEL_DIR=$(abspath $(MODEL_DIR))
 
-test: build venv
+e2e: build venv model
+	$(E2E_ENV) .venv/bin/python -m pytest -q tests/e2e
+
+test: build venv model
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
-	MODULO_BIN=$(abspath $(BUILD_DIR))/modulo .venv/bin/python -m pytest -q tests/e2e
+	$(E2E_ENV) .venv/bin/python -m pytest -q tests/e2e
 
 bench: deps
 	@scripts/install-deps.sh --bench

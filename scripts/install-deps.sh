@@ -11,6 +11,8 @@ PACKAGES=(
   # libraries
   libboost1.74-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libsqlite3-dev libdnnl-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev
+  # document parsers
+  libpoppler-cpp-dev poppler-data libxml2-dev libzip-dev zlib1g-dev libpugixml-dev libuchardet-dev libmagic-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # python for the end-to-end tests and the model download

@@ -9,7 +9,10 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
+#include "modulo/api/collections_routes.h"
+#include "modulo/api/embeddings_routes.h"
 #include "modulo/api/openapi.h"
 #include "modulo/api/system_routes.h"
 #include "modulo/core/config.h"
@@ -17,7 +20,17 @@
 #include "modulo/core/health.h"
 #include "modulo/core/log.h"
 #include "modulo/core/thread_pool.h"
+#include "modulo/embed/embedding_cache.h"
+#include "modulo/embed/local_embedder.h"
+#include "modulo/embed/query_batcher.h"
 #include "modulo/http/server.h"
+#include "modulo/ingest/ingest_service.h"
+#include "modulo/ingest/token_spans.h"
+#include "modulo/jobs/sqlite/sqlite_job_queue.h"
+#include "modulo/jobs/worker_pool.h"
+#include "modulo/store/blob_store.h"
+#include "modulo/store/sqlite/database.h"
+#include "modulo/store/sqlite/sqlite_metadata_store.h"
 #include "modulo/metrics/registry.h"
 
 #ifndef MODULO_VERSION
@@ -52,6 +65,36 @@ Result<Settings> Load(const std::string& config_file, const std::map<std::string
   return LoadSettings(src);
 }
 
+// Loads the configured embedder; an error names what is missing and how to get it.
+Result<api::EmbeddingService> MakeEmbeddingService(const Settings& settings, ThreadPool& cpu_pool,
+                                                   std::shared_ptr<embed::EmbeddingCache>& cache,
+                                                   std::shared_ptr<embed::LocalEmbedder>& local_out) {
+  embed::LocalEmbedderOptions eo;
+  eo.model_dir = settings.model_dir;
+  auto precision = embed::ParsePrecision(settings.embed_precision);
+  if (!precision) return Fail(precision.error());
+  eo.precision = *precision;
+  eo.threads = settings.embed_threads;
+  eo.query_prefix = settings.query_prefix;
+  eo.passage_prefix = settings.passage_prefix;
+  auto local = embed::LocalEmbedder::Create(eo);
+  if (!local) return Fail(std::move(local.error()).Wrap("loading the embedding model from " + settings.model_dir));
+  local_out = std::shared_ptr<embed::LocalEmbedder>(std::move(*local));
+  std::shared_ptr<embed::Embedder> engine = local_out;
+  api::EmbeddingService service;
+  if (settings.embedding_cache_size > 0) {
+    cache = std::make_shared<embed::EmbeddingCache>(static_cast<std::size_t>(settings.embedding_cache_size));
+    service.embedder = std::make_shared<embed::CachingEmbedder>(engine, cache);
+  } else {
+    service.embedder = engine;
+  }
+  embed::QueryBatcherOptions bo;
+  bo.max_wait = std::chrono::microseconds(settings.embed_batch_wait_us);
+  bo.max_batch = static_cast<std::size_t>(settings.embed_max_batch);
+  service.batcher = std::make_shared<embed::QueryBatcher>(engine, cpu_pool, bo, cache);
+  return service;
+}
+
 int Serve(const Settings& settings) {
   const auto started = std::chrono::steady_clock::now();
   log::Init(log::ParseLevel(settings.log_level),
@@ -69,8 +112,6 @@ int Serve(const Settings& settings) {
 
   metrics::Registry registry;
   metrics::RegisterProcessCollector(registry);
-  // The store layer sets this to the database connections it holds in use.
-  registry.AddGauge("rag_active_connections", "Active database connections");
 
   ThreadPool cpu_pool("cpu", static_cast<std::size_t>(settings.EffectiveCpuThreads()));
   ThreadPool blocking_pool("blocking", static_cast<std::size_t>(settings.blocking_threads));
@@ -93,11 +134,92 @@ int Serve(const Settings& settings) {
   opt.access_log = settings.access_log;
   opt.spool_dir = spool_dir;
 
+  // Embedded stores: one SQLite database and a blob directory under the data directory.
+  auto database = store::sqlite::Database::Open((data_dir / "modulo.db").string(),
+                                                static_cast<std::size_t>(settings.db_pool_size),
+                                                &registry.AddGauge("rag_active_connections", "Active database connections").With({}));
+  if (!database) {
+    std::fprintf(stderr, "modulo: %s\n", database.error().message().c_str());
+    return 1;
+  }
+  store::sqlite::SqliteMetadataStore metadata(**database);
+  store::LocalBlobStore blobs(data_dir / "blobs");
+  jobs::SqliteJobQueue job_queue(**database);
+  health.Add("database", [&metadata] {
+    auto st = metadata.Ping();
+    return st ? ComponentHealth{true, "embedded SQLite database is answering"}
+              : ComponentHealth{false, st.error().message()};
+  });
+
+  std::optional<api::EmbeddingService> embedding;
+  std::shared_ptr<embed::LocalEmbedder> local_embedder;
+  if (settings.embedder == "local") {
+    std::shared_ptr<embed::EmbeddingCache> cache;
+    auto service = MakeEmbeddingService(settings, cpu_pool, cache, local_embedder);
+    if (!service) {
+      log::Error("cannot start the embedder", {{"error", service.error().message()}});
+      log::Flush();
+      std::fprintf(stderr, "modulo: %s\n", service.error().message().c_str());
+      return 1;
+    }
+    embedding = std::move(*service);
+    api::RegisterEmbeddingMetrics(registry, *embedding, cache);
+    const auto info = embedding->embedder->info();
+    health.Add("embedding", [info] {
+      return ComponentHealth{true, "model " + info.name + " loaded (" + std::to_string(info.dimension) + " dimensions, " +
+                                       info.precision + ")"};
+    });
+  }
+
   http::Router router;
   std::unique_ptr<http::Server> server;
   api::AppContext app{settings, registry, events, health, cpu_pool, blocking_pool,
                       [&server] { return server == nullptr || server->draining(); }};
   api::AddSystemRoutes(router, app);
+  if (embedding) api::AddEmbeddingRoutes(router, app, *embedding);
+
+  // Background processing of uploads.
+  std::unique_ptr<ingest::IngestService> ingest_service;
+  jobs::WorkerPoolOptions wo;
+  wo.concurrency = settings.worker_concurrency;
+  wo.retry_base = std::chrono::seconds(settings.task_retry_base_seconds);
+  wo.max_starts_per_minute = settings.task_rate_limit;
+  jobs::WorkerPool workers(job_queue, wo, &registry);
+  if (embedding) {
+    ingest::IngestOptions io;
+    io.embed_batch = static_cast<std::size_t>(settings.embed_batch_size);
+    io.max_attempts = settings.task_max_retries + 1;
+    ingest_service = std::make_unique<ingest::IngestService>(
+        metadata, blobs, job_queue, embedding->embedder,
+        std::make_shared<ingest::WordPieceSpans>(local_embedder->tokenizer()), events, io, &registry);
+    ingest_service->SetOnEnqueued([&workers] { workers.Wake(); });
+    workers.AddHandler(ingest::kIngestJob, [&](const jobs::Job& job, jobs::JobContext& ctx) {
+      return ingest_service->ProcessFile(job, ctx);
+    });
+    workers.AddHandler(ingest::kReindexJob, [&](const jobs::Job& job, jobs::JobContext& ctx) {
+      return ingest_service->ReindexCollection(job, ctx);
+    });
+    workers.SetListener([&events](const jobs::Job& job, const std::string& event) {
+      events.Publish("task:" + job.id, event);
+      if (!job.collection_id.empty()) events.Publish("collection:" + job.collection_id, event);
+    });
+    workers.SetOnFinished([&](const jobs::Job& job, jobs::JobState state, const std::string& error) {
+      ingest_service->OnJobFinished(job, state, error);
+    });
+    // Crash recovery: jobs held by dead processes of this host run again now, and files left
+    // without a live job get one.
+    if (auto n = job_queue.ReleaseLeases(&jobs::WorkerPool::IsDeadLocalOwner); n && *n > 0) {
+      log::Info("released tasks of stopped processes", {{"tasks", *n}});
+    }
+    if (auto n = ingest_service->Reconcile(); n && *n > 0) log::Info("repaired files after a restart", {{"files", *n}});
+    if (settings.worker_concurrency > 0) workers.Start();
+  }
+  api::CollectionServices collection_services{metadata, job_queue, ingest_service.get(),
+                                              embedding ? embedding->embedder->info().name : std::string(),
+                                              embedding ? static_cast<int>(embedding->embedder->info().max_tokens) : 256,
+                                              settings.max_file_bytes > 0 ? settings.max_file_bytes
+                                                                          : settings.max_upload_bytes};
+  api::AddCollectionRoutes(router, app, collection_services);
   api::AddOpenApiRoute(router, MODULO_VERSION);
 
   server = std::make_unique<http::Server>(opt, router, registry);
@@ -130,6 +252,7 @@ int Serve(const Settings& settings) {
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"grace_seconds", settings.shutdown_grace_seconds}});
   server->Shutdown();
+  workers.Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
   log::Info("stopped");
   log::Flush();
   return 0;

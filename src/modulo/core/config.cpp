@@ -92,9 +92,9 @@ SettingSpec BoolSetting(std::string name, std::string flag, std::string desc, bo
 }
 
 SettingSpec StringSetting(std::string name, std::string flag, std::string desc, std::string Settings::*field,
-                          std::vector<std::string> allowed = {}, bool secret = false) {
+                          std::vector<std::string> allowed = {}, bool secret = false, bool allow_empty = false) {
   SettingSpec s{std::move(name), std::move(flag), std::move(desc), secret, {}, {}};
-  s.set = [field, allowed](Settings& st, const std::string& v) -> Status {
+  s.set = [field, allowed, allow_empty](Settings& st, const std::string& v) -> Status {
     if (!allowed.empty()) {
       bool ok = false;
       std::string list;
@@ -103,7 +103,7 @@ SettingSpec StringSetting(std::string name, std::string flag, std::string desc, 
         list += (list.empty() ? "" : ", ") + a;
       }
       if (!ok) return Fail(Error::InvalidArgument("expected one of: " + list));
-    } else if (v.empty()) {
+    } else if (v.empty() && !allow_empty) {
       return Fail(Error::InvalidArgument("must not be empty"));
     }
     st.*field = v;
@@ -160,6 +160,49 @@ std::vector<SettingSpec> BuildSpecs() {
                             &Settings::log_format, {"text", "json"}));
   v.push_back(BoolSetting("MODULO_ACCESS_LOG", "access-log", "Write one log line per HTTP request.",
                           &Settings::access_log));
+  v.push_back(StringSetting("MODULO_EMBEDDER", "embedder",
+                            "Embedding engine: local (built-in model) or none (no embedding routes).",
+                            &Settings::embedder, {"local", "none"}));
+  v.push_back(StringSetting("MODULO_MODEL_DIR", "model-dir",
+                            "Sentence-transformers model directory for the local embedder (scripts/fetch-model.sh).",
+                            &Settings::model_dir));
+  v.push_back(StringSetting("MODULO_EMBED_PRECISION", "embed-precision",
+                            "Local embedder precision: fp32 (exact), bf16, int8, or auto (bf16 where the CPU has it, else fp32).",
+                            &Settings::embed_precision, {"fp32", "bf16", "int8", "auto"}));
+  v.push_back(IntSetting("MODULO_EMBED_THREADS", "embed-threads",
+                         "Cores one embedding forward pass uses (0 = number of cores).", &Settings::embed_threads, 0,
+                         256));
+  v.push_back(IntSetting("MODULO_EMBEDDING_CACHE_SIZE", "embedding-cache-size",
+                         "Embeddings kept in the LRU cache (0 disables it).", &Settings::embedding_cache_size, 0,
+                         10000000));
+  v.push_back(IntSetting("MODULO_EMBED_BATCH_WAIT_US", "embed-batch-wait-us",
+                         "Longest a query waits to be batched with concurrent ones, in microseconds.",
+                         &Settings::embed_batch_wait_us, 0, 1000000));
+  v.push_back(IntSetting("MODULO_EMBED_MAX_BATCH", "embed-max-batch", "Most queries embedded in one micro-batch.",
+                         &Settings::embed_max_batch, 1, 4096));
+  v.push_back(StringSetting("MODULO_QUERY_PREFIX", "query-prefix",
+                            "Text prepended to queries before embedding (e.g. \"query: \" for e5 models).",
+                            &Settings::query_prefix, {}, false, true));
+  v.push_back(StringSetting("MODULO_PASSAGE_PREFIX", "passage-prefix",
+                            "Text prepended to passages before embedding (e.g. \"passage: \" for e5 models).",
+                            &Settings::passage_prefix, {}, false, true));
+  v.push_back(IntSetting("MODULO_WORKER_CONCURRENCY", "worker-concurrency",
+                         "Background tasks (file processing) run at once.", &Settings::worker_concurrency, 0, 256));
+  v.push_back(IntSetting("MODULO_TASK_RETRY_BASE_SECONDS", "task-retry-base-seconds",
+                         "First retry delay of a failed task; doubles with each attempt.",
+                         &Settings::task_retry_base_seconds, 0, 86400));
+  v.push_back(IntSetting("MODULO_TASK_MAX_RETRIES", "task-max-retries",
+                         "Retries of a failed task before it is dead-lettered.", &Settings::task_max_retries, 0, 100));
+  v.push_back(IntSetting("MODULO_TASK_RATE_LIMIT", "task-rate-limit",
+                         "Tasks started per minute per process (0 = unlimited).", &Settings::task_rate_limit, 0,
+                         1000000));
+  v.push_back(IntSetting("MODULO_EMBED_BATCH_SIZE", "embed-batch-size", "Chunks per embedding call during ingestion.",
+                         &Settings::embed_batch_size, 1, 10000));
+  v.push_back(SizeSetting("MODULO_MAX_FILE_BYTES", "max-file-bytes",
+                          "Largest single uploaded file (0 = the upload request limit).", &Settings::max_file_bytes, 0,
+                          1024 * kGiB));
+  v.push_back(IntSetting("MODULO_DB_POOL_SIZE", "db-pool-size", "Connections to the embedded database.",
+                         &Settings::db_pool_size, 1, 256));
   v.push_back(IntSetting("MAX_TOP_K", "max-top-k", "Largest top_k a search may ask for.", &Settings::max_top_k, 1,
                          10000));
   v.push_back(IntSetting("VECTOR_BATCH_SIZE", "vector-batch-size",

@@ -42,6 +42,24 @@ struct Settings {
   std::string log_level = "info";
   std::string log_format = "text";
   bool access_log = true;
+  // Embedding
+  std::string embedder = "local";
+  std::string model_dir = "models/all-MiniLM-L6-v2";
+  std::string embed_precision = "fp32";
+  int embed_threads = 0;  // 0 = number of cores
+  int embedding_cache_size = 10000;
+  int embed_batch_wait_us = 2000;
+  int embed_max_batch = 32;
+  std::string query_prefix;
+  std::string passage_prefix;
+  // Ingestion
+  int worker_concurrency = 4;
+  int task_retry_base_seconds = 60;
+  int task_max_retries = 3;
+  int task_rate_limit = 0;  // task starts per minute; 0 = unlimited
+  int embed_batch_size = 100;
+  std::size_t max_file_bytes = 0;  // 0 = MODULO_MAX_UPLOAD_BYTES
+  int db_pool_size = 8;
   // Retrieval limits (seed names)
   int max_top_k = 100;
   int vector_batch_size = 1000;

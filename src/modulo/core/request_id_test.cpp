@@ -28,3 +28,17 @@ TEST(RequestIdTest, GeneratedIdsAreValidAndDistinct) {
 
 }  // namespace
 }  // namespace modulo
+
+namespace modulo {
+namespace {
+TEST(UuidTest, VersionFourAndValidated) {
+  const auto u = NewUuid();
+  EXPECT_TRUE(IsUuid(u)) << u;
+  EXPECT_EQ(u[14], '4');
+  EXPECT_TRUE(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b');
+  EXPECT_NE(NewUuid(), u);
+  EXPECT_FALSE(IsUuid("not-a-uuid"));
+  EXPECT_FALSE(IsUuid("3f2b8c1e-0000-4000-8000-00000000000g"));
+}
+}  // namespace
+}  // namespace modulo

@@ -1,0 +1,380 @@
+#include "modulo/api/collections_routes.h"
+
+#include <utility>  // must precede Asio's coroutine headers on Boost 1.74
+
+#include <chrono>
+#include <ctime>
+
+#include "modulo/http/json_body.h"
+
+namespace modulo::api {
+namespace {
+
+namespace asio = boost::asio;
+using http::Request;
+using http::Response;
+using http::Route;
+using status = http::beast_http::status;
+using json = nlohmann::json;
+
+std::string Iso8601(std::int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+json FileJson(const store::FileRecord& f) {
+  json warnings = json::parse(f.warnings_json, nullptr, false);
+  return {{"id", f.id},
+          {"document_id", f.id},
+          {"collection_id", f.collection_id},
+          {"filename", f.filename},
+          {"file_type", f.format},
+          {"mime_type", f.mime_type},
+          {"file_size_bytes", f.size_bytes},
+          {"content_hash", f.content_hash},
+          {"status", store::ToString(f.status)},
+          {"chunk_count", f.chunk_count},
+          {"page_count", f.page_count},
+          {"error", f.error.empty() ? json(nullptr) : json(f.error)},
+          {"warnings", warnings.is_discarded() ? json::array() : warnings},
+          {"task_id", f.task_id},
+          {"created_at", Iso8601(f.created_at_ms)},
+          {"updated_at", Iso8601(f.updated_at_ms)}};
+}
+
+std::string VectorDbName(const store::Collection& c) {
+  std::string id;
+  for (char ch : c.id) {
+    if (ch != '-') id += ch;
+  }
+  return "collection_" + id;
+}
+
+json CollectionJson(const store::Collection& c, const std::vector<store::FileRecord>* files) {
+  json settings = json::parse(c.settings_json, nullptr, false);
+  if (settings.is_discarded() || !settings.is_object()) settings = json::object();
+  json out = {{"id", c.id},
+              {"name", c.name},
+              {"description", c.description},
+              {"vector_db_name", VectorDbName(c)},
+              {"is_private", c.is_private},
+              {"status", store::ToString(c.status)},
+              {"embedding_model", c.embedding_model},
+              {"chunking", settings.value("chunking", json::object())},
+              {"user_ids", c.owner_id.empty() ? json::array() : json::array({c.owner_id})},
+              {"generation", c.generation},
+              {"reindexing", c.next_generation > c.generation},
+              {"file_count", c.file_count},
+              {"chunk_count", c.chunk_count},
+              {"created_at", Iso8601(c.created_at_ms)},
+              {"updated_at", Iso8601(c.updated_at_ms)}};
+  if (files != nullptr) {
+    json arr = json::array();
+    for (const auto& f : *files) {
+      arr.push_back({{"id", f.id},
+                     {"filename", f.filename},
+                     {"file_size_bytes", f.size_bytes},
+                     {"chunk_count", f.chunk_count},
+                     {"document_id", f.id},
+                     {"status", store::ToString(f.status)}});
+    }
+    out["files"] = std::move(arr);
+  }
+  return out;
+}
+
+json TaskJson(const jobs::Job& j) {
+  return {{"task_id", j.id},
+          {"kind", j.kind},
+          {"state", jobs::ToString(j.state)},
+          {"stage", j.stage},
+          {"progress", j.progress},
+          {"attempts", j.attempts},
+          {"max_attempts", j.max_attempts},
+          {"error", j.error.empty() ? json(nullptr) : json(j.error)},
+          {"collection_id", j.collection_id.empty() ? json(nullptr) : json(j.collection_id)},
+          {"file_id", j.file_id.empty() ? json(nullptr) : json(j.file_id)},
+          {"next_attempt_at", j.state == jobs::JobState::kQueued ? json(Iso8601(j.run_after_ms)) : json(nullptr)},
+          {"created_at", Iso8601(j.created_at_ms)},
+          {"updated_at", Iso8601(j.updated_at_ms)}};
+}
+
+json Doc(const std::string& description) {
+  return {{"description", description}, {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
+}
+
+Response ErrorResponse(const Error& e) { return Response::FromError(e); }
+
+}  // namespace
+
+void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServices& svc) {
+  {
+    Route r;
+    r.method = http::beast_http::verb::post;
+    r.path = "/api/collections";
+    r.doc.summary = "Create a collection";
+    r.doc.tag = "collections";
+    r.doc.request_body = {
+        {"required", true},
+        {"content",
+         {{"application/json",
+           {{"schema",
+             json::parse(R"({"type":"object","required":["name"],"properties":{
+               "name":{"type":"string","maxLength":255},"description":{"type":"string"},
+               "is_private":{"type":"boolean"},
+               "chunking":{"type":"object","properties":{
+                 "strategy":{"enum":["sentence","fixed","semantic","hierarchical"]},
+                 "chunk_tokens":{"type":"integer"},"overlap_tokens":{"type":"integer"},
+                 "parent_tokens":{"type":"integer"},"semantic_percentile":{"type":"number"}}}}})")}}}}}};
+    r.doc.responses = {{"200", Doc("The new collection")}, {"409", Doc("A collection with this name exists")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      auto body = http::ParseJsonBody(req);
+      if (!body) co_return ErrorResponse(body.error());
+      const json& j = *body;
+      for (const auto& [key, value] : j.items()) {
+        if (key != "name" && key != "description" && key != "is_private" && key != "chunking" && key != "users" &&
+            key != "status") {
+          co_return ErrorResponse(Error::InvalidArgument("unknown field '" + key + "'"));
+        }
+        (void)value;
+      }
+      if (!j.contains("name") || !j["name"].is_string()) {
+        co_return ErrorResponse(Error::InvalidArgument("'name' is required and must be a string"));
+      }
+      store::NewCollection nc;
+      nc.name = j["name"].get<std::string>();
+      if (nc.name.empty() || nc.name.size() > 255) {
+        co_return ErrorResponse(Error::InvalidArgument("'name' must be 1 to 255 bytes"));
+      }
+      if (j.contains("description")) {
+        if (!j["description"].is_string()) co_return ErrorResponse(Error::InvalidArgument("'description' must be a string"));
+        nc.description = j["description"].get<std::string>();
+      }
+      if (j.contains("is_private")) {
+        if (!j["is_private"].is_boolean()) co_return ErrorResponse(Error::InvalidArgument("'is_private' must be a boolean"));
+        nc.is_private = j["is_private"].get<bool>();
+      }
+      auto chunking = ingest::ChunkingSettings::FromJson(j.value("chunking", json()), svc.model_max_tokens);
+      if (!chunking) co_return ErrorResponse(chunking.error());
+      nc.settings_json = json{{"chunking", chunking->ToJson()}}.dump();
+      nc.embedding_model = svc.default_embedding_model;
+      auto created = co_await RunOn(app.blocking_pool, [&] { return svc.store.CreateCollection(nc); });
+      if (!created) co_return ErrorResponse(created.error());
+      std::vector<store::FileRecord> none;
+      co_return Response::Json(CollectionJson(*created, &none));
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/api/collections";
+    r.doc.summary = "List collections (file and chunk counts, without file lists)";
+    r.doc.tag = "collections";
+    r.doc.responses = {{"200", Doc("Collections, newest first")}};
+    r.handler = [&app, &svc](Request&) -> asio::awaitable<Response> {
+      auto list = co_await RunOn(app.blocking_pool, [&] { return svc.store.ListCollections(""); });
+      if (!list) co_return ErrorResponse(list.error());
+      json arr = json::array();
+      for (const auto& c : *list) arr.push_back(CollectionJson(c, nullptr));
+      co_return Response::Json(arr);
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/api/collections/{collection_id}";
+    r.doc.summary = "Get a collection with its files";
+    r.doc.tag = "collections";
+    r.doc.responses = {{"200", Doc("The collection")}, {"404", Doc("No such collection")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string id = req.PathParam("collection_id");
+      auto result = co_await RunOn(app.blocking_pool, [&]() -> Result<json> {
+        auto c = svc.store.GetCollection(id);
+        if (!c) return Fail(c.error());
+        auto files = svc.store.ListFiles(id);
+        if (!files) return Fail(files.error());
+        return CollectionJson(*c, &*files);
+      });
+      if (!result) co_return ErrorResponse(result.error());
+      co_return Response::Json(*result);
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.method = http::beast_http::verb::delete_;
+    r.path = "/api/collections/{collection_id}";
+    r.doc.summary = "Delete a collection with all its files and chunks";
+    r.doc.tag = "collections";
+    r.doc.responses = {{"204", {{"description", "Deleted"}}}, {"404", Doc("No such collection")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string id = req.PathParam("collection_id");
+      auto st = co_await RunOn(app.blocking_pool, [&] { return svc.store.DeleteCollection(id); });
+      if (!st) co_return ErrorResponse(st.error());
+      Response res;
+      res.status = status::no_content;
+      co_return res;
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.method = http::beast_http::verb::post;
+    r.path = "/api/collections/{collection_id}/documents";
+    r.body = http::BodyKind::kMultipart;
+    r.doc.summary = "Upload documents (multipart field 'files', one or many); processing runs in the background";
+    r.doc.tag = "documents";
+    r.doc.request_body = {
+        {"required", true},
+        {"content",
+         {{"multipart/form-data",
+           {{"schema",
+             {{"type", "object"},
+              {"properties", {{"files", {{"type", "array"}, {"items", {{"type", "string"}, {"format", "binary"}}}}}}}}}}}}}};
+    r.doc.responses = {{"202", Doc("One entry per file: file_id, task_id, status (processing, duplicate, failed)")},
+                       {"413", Doc("The request is larger than the upload limit")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string id = req.PathParam("collection_id");
+      if (svc.ingest == nullptr) {
+        co_return ErrorResponse(Error::Unavailable("no embedder is configured, so documents cannot be processed"));
+      }
+      // A form's empty file input arrives as a part with no name and no bytes: not a file.
+      std::erase_if(req.files, [](const http::UploadedFile& f) {
+        if (!f.filename.empty() || f.size != 0) return false;
+        std::error_code ec;
+        std::filesystem::remove(f.path, ec);
+        return true;
+      });
+      if (req.files.empty()) {
+        co_return ErrorResponse(Error::InvalidArgument("no files in the request; send them as multipart field 'files'"));
+      }
+      std::vector<ingest::Upload> uploads;
+      std::vector<ingest::Accepted> rejected;
+      for (auto& f : req.files) {
+        if (svc.max_file_bytes > 0 && f.size > svc.max_file_bytes) {
+          rejected.push_back({f.filename, "", "", "failed",
+                              "file of " + std::to_string(f.size) + " bytes exceeds the per-file limit of " +
+                                  std::to_string(svc.max_file_bytes) + " bytes"});
+          continue;
+        }
+        uploads.push_back({f.path, f.filename, f.content_type, f.size});
+      }
+      auto accepted = co_await RunOn(app.blocking_pool, [&] { return svc.ingest->Accept(id, std::move(uploads)); });
+      if (!accepted) co_return ErrorResponse(accepted.error());
+      json arr = json::array();
+      for (const auto& list : {&*accepted, &rejected}) {
+        for (const auto& a : *list) {
+          json item = {{"filename", a.filename},
+                       {"file_id", a.file_id.empty() ? json(nullptr) : json(a.file_id)},
+                       {"task_id", a.task_id.empty() ? json(nullptr) : json(a.task_id)},
+                       {"status", a.status}};
+          if (!a.error.empty()) item["error"] = a.error;
+          arr.push_back(std::move(item));
+        }
+      }
+      co_return Response::Json(arr, status::accepted);
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/api/collections/{collection_id}/files";
+    r.doc.summary = "Files of a collection with their processing status";
+    r.doc.tag = "documents";
+    r.doc.responses = {{"200", Doc("Files in upload order")}, {"404", Doc("No such collection")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string id = req.PathParam("collection_id");
+      auto files = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<store::FileRecord>> {
+        if (auto c = svc.store.GetCollection(id); !c) return Fail(c.error());
+        return svc.store.ListFiles(id);
+      });
+      if (!files) co_return ErrorResponse(files.error());
+      json arr = json::array();
+      for (const auto& f : *files) arr.push_back(FileJson(f));
+      co_return Response::Json(arr);
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.method = http::beast_http::verb::delete_;
+    r.path = "/api/collections/{collection_id}/documents/{document_id}";
+    r.doc.summary = "Delete a document and its chunks";
+    r.doc.tag = "documents";
+    r.doc.responses = {{"204", {{"description", "Deleted"}}}, {"404", Doc("No such document in this collection")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string cid = req.PathParam("collection_id");
+      const std::string did = req.PathParam("document_id");
+      auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
+        auto f = svc.store.GetFile(did);
+        if (!f || f->collection_id != cid) {
+          return Fail(Error::NotFound("document " + did + " not found in collection " + cid));
+        }
+        if (auto s = svc.store.DeleteFile(did); !s) return s;
+        if (svc.ingest != nullptr) return svc.ingest->RefreshCollectionStatus(cid);
+        return {};
+      });
+      if (!st) co_return ErrorResponse(st.error());
+      Response res;
+      res.status = status::no_content;
+      co_return res;
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.method = http::beast_http::verb::post;
+    r.path = "/api/collections/{collection_id}/reindex";
+    r.doc.summary = "Re-chunk and re-embed every file into a new generation, then switch to it atomically";
+    r.doc.tag = "collections";
+    r.doc.request_body = {{"required", false},
+                          {"content", {{"application/json", {{"schema", json::parse(R"({"type":"object",
+                            "properties":{"chunking":{"type":"object"}}})")}}}}}};
+    r.doc.responses = {{"202", Doc("The reindex task")}, {"409", Doc("A reindex of this collection is running")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string id = req.PathParam("collection_id");
+      if (svc.ingest == nullptr) {
+        co_return ErrorResponse(Error::Unavailable("no embedder is configured, so collections cannot be reindexed"));
+      }
+      json chunking;
+      if (!req.body.empty()) {
+        auto body = http::ParseJsonBody(req);
+        if (!body) co_return ErrorResponse(body.error());
+        for (const auto& [key, value] : body->items()) {
+          if (key != "chunking") co_return ErrorResponse(Error::InvalidArgument("unknown field '" + key + "'"));
+          chunking = value;
+        }
+      }
+      auto job = co_await RunOn(app.blocking_pool, [&] { return svc.ingest->StartReindex(id, chunking); });
+      if (!job) co_return ErrorResponse(job.error());
+      json payload = json::parse(job->payload_json, nullptr, false);
+      co_return Response::Json({{"task_id", job->id},
+                                {"collection_id", id},
+                                {"generation", payload.value("generation", 0)},
+                                {"status", "processing"}},
+                               status::accepted);
+    };
+    router.Add(std::move(r));
+  }
+  {
+    Route r;
+    r.path = "/api/tasks/{task_id}";
+    r.doc.summary = "A background task: state, stage, progress, attempts and error";
+    r.doc.tag = "tasks";
+    r.doc.responses = {{"200", Doc("The task")}, {"404", Doc("No such task")}};
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      const std::string id = req.PathParam("task_id");
+      auto job = co_await RunOn(app.blocking_pool, [&] { return svc.jobs.Get(id); });
+      if (!job) co_return ErrorResponse(job.error());
+      co_return Response::Json(TaskJson(*job));
+    };
+    router.Add(std::move(r));
+  }
+}
+
+}  // namespace modulo::api
