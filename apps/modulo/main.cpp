@@ -95,29 +95,129 @@ Result<api::EmbeddingService> MakeEmbeddingService(const Settings& settings, Thr
   return service;
 }
 
+// Everything the HTTP server and the workers share: the embedded stores, the embedder, the
+// ingestion service and a worker pool (not started).
+struct Backend {
+  std::filesystem::path data_dir;
+  std::unique_ptr<store::sqlite::Database> database;
+  std::unique_ptr<store::sqlite::SqliteMetadataStore> metadata;
+  std::unique_ptr<store::LocalBlobStore> blobs;
+  std::unique_ptr<jobs::SqliteJobQueue> queue;
+  std::optional<api::EmbeddingService> embedding;
+  std::shared_ptr<embed::LocalEmbedder> local_embedder;
+  std::unique_ptr<ingest::IngestService> ingest;
+  std::unique_ptr<jobs::WorkerPool> workers;
+};
+
+Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics::Registry& registry, EventBus& events,
+                                              HealthRegistry& health, ThreadPool& cpu_pool) {
+  namespace fs = std::filesystem;
+  auto b = std::make_unique<Backend>();
+  std::error_code ec;
+  b->data_dir = fs::absolute(settings.data_dir, ec);
+  fs::create_directories(b->data_dir / "spool", ec);
+  if (ec) return Fail(Error::Unavailable("cannot create data directory " + b->data_dir.string() + ": " + ec.message()));
+  health.Add("file_system", DirectoryWritableCheck(b->data_dir.string()));
+
+  // Embedded stores: one SQLite database and a blob directory under the data directory.
+  auto database = store::sqlite::Database::Open(
+      (b->data_dir / "modulo.db").string(), static_cast<std::size_t>(settings.db_pool_size),
+      &registry.AddGauge("rag_active_connections", "Active database connections").With({}));
+  if (!database) return Fail(database.error());
+  b->database = std::move(*database);
+  b->metadata = std::make_unique<store::sqlite::SqliteMetadataStore>(*b->database);
+  b->blobs = std::make_unique<store::LocalBlobStore>(b->data_dir / "blobs");
+  b->queue = std::make_unique<jobs::SqliteJobQueue>(*b->database);
+  health.Add("database", [m = b->metadata.get()] {
+    auto st = m->Ping();
+    return st ? ComponentHealth{true, "embedded SQLite database is answering"}
+              : ComponentHealth{false, st.error().message()};
+  });
+
+  jobs::WorkerPoolOptions wo;
+  wo.concurrency = settings.worker_concurrency;
+  wo.retry_base = std::chrono::seconds(settings.task_retry_base_seconds);
+  wo.max_starts_per_minute = settings.task_rate_limit;
+  b->workers = std::make_unique<jobs::WorkerPool>(*b->queue, wo, &registry);
+  if (settings.embedder != "local") return b;
+
+  std::shared_ptr<embed::EmbeddingCache> cache;
+  auto service = MakeEmbeddingService(settings, cpu_pool, cache, b->local_embedder);
+  if (!service) return Fail(service.error());
+  b->embedding = std::move(*service);
+  api::RegisterEmbeddingMetrics(registry, *b->embedding, cache);
+  const auto info = b->embedding->embedder->info();
+  health.Add("embedding", [info] {
+    return ComponentHealth{true, "model " + info.name + " loaded (" + std::to_string(info.dimension) +
+                                     " dimensions, " + info.precision + ")"};
+  });
+
+  ingest::IngestOptions io;
+  io.embed_batch = static_cast<std::size_t>(settings.embed_batch_size);
+  io.max_attempts = settings.task_max_retries + 1;
+  b->ingest = std::make_unique<ingest::IngestService>(
+      *b->metadata, *b->blobs, *b->queue, b->embedding->embedder,
+      std::make_shared<ingest::WordPieceSpans>(b->local_embedder->tokenizer()), events, io, &registry);
+  auto* ingest = b->ingest.get();
+  auto* workers = b->workers.get();
+  ingest->SetOnEnqueued([workers] { workers->Wake(); });
+  workers->AddHandler(ingest::kIngestJob,
+                      [ingest](const jobs::Job& job, jobs::JobContext& ctx) { return ingest->ProcessFile(job, ctx); });
+  workers->AddHandler(ingest::kReindexJob, [ingest](const jobs::Job& job, jobs::JobContext& ctx) {
+    return ingest->ReindexCollection(job, ctx);
+  });
+  workers->SetListener([&events](const jobs::Job& job, const std::string& event) {
+    events.Publish("task:" + job.id, event);
+    if (!job.collection_id.empty()) events.Publish("collection:" + job.collection_id, event);
+  });
+  workers->SetOnFinished([ingest](const jobs::Job& job, jobs::JobState state, const std::string& error) {
+    ingest->OnJobFinished(job, state, error);
+  });
+  return b;
+}
+
+// Crash recovery, then the workers: jobs held by dead processes of this host run again at once,
+// and files left without a live job get one.
+void StartWorkers(Backend& b, int concurrency) {
+  if (!b.ingest || concurrency <= 0) return;
+  if (auto n = b.queue->ReleaseLeases(&jobs::WorkerPool::IsDeadLocalOwner); n && *n > 0) {
+    log::Info("released tasks of stopped processes", {{"tasks", *n}});
+  }
+  if (auto n = b.ingest->Reconcile(); n && *n > 0) log::Info("repaired files after a restart", {{"files", *n}});
+  b.workers->Start();
+}
+
+// Signals were blocked in every thread at start; wait for one here.
+int WaitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+int StartupFailure(const Error& e) {
+  log::Error("cannot start", {{"error", e.message()}});
+  log::Flush();
+  std::fprintf(stderr, "modulo: %s\n", e.message().c_str());
+  return 1;
+}
+
 int Serve(const Settings& settings) {
   const auto started = std::chrono::steady_clock::now();
   log::Init(log::ParseLevel(settings.log_level),
             settings.log_format == "json" ? log::Format::kJson : log::Format::kText);
-
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path data_dir = fs::absolute(settings.data_dir, ec);
-  const fs::path spool_dir = data_dir / "spool";
-  fs::create_directories(spool_dir, ec);
-  if (ec) {
-    std::fprintf(stderr, "modulo: cannot create data directory %s: %s\n", spool_dir.c_str(), ec.message().c_str());
-    return 1;
-  }
-
   metrics::Registry registry;
   metrics::RegisterProcessCollector(registry);
-
   ThreadPool cpu_pool("cpu", static_cast<std::size_t>(settings.EffectiveCpuThreads()));
   ThreadPool blocking_pool("blocking", static_cast<std::size_t>(settings.blocking_threads));
   InProcessEventBus events;
   HealthRegistry health;
-  health.Add("file_system", DirectoryWritableCheck(data_dir.string()));
+  auto backend = BuildBackend(settings, registry, events, health, cpu_pool);
+  if (!backend) return StartupFailure(backend.error());
+  Backend& b = **backend;
 
   http::ServerOptions opt;
   opt.host = settings.host;
@@ -132,128 +232,73 @@ int Serve(const Settings& settings) {
   opt.idle_timeout = std::chrono::seconds(settings.idle_timeout_seconds);
   opt.shutdown_grace = std::chrono::seconds(settings.shutdown_grace_seconds);
   opt.access_log = settings.access_log;
-  opt.spool_dir = spool_dir;
-
-  // Embedded stores: one SQLite database and a blob directory under the data directory.
-  auto database = store::sqlite::Database::Open((data_dir / "modulo.db").string(),
-                                                static_cast<std::size_t>(settings.db_pool_size),
-                                                &registry.AddGauge("rag_active_connections", "Active database connections").With({}));
-  if (!database) {
-    std::fprintf(stderr, "modulo: %s\n", database.error().message().c_str());
-    return 1;
-  }
-  store::sqlite::SqliteMetadataStore metadata(**database);
-  store::LocalBlobStore blobs(data_dir / "blobs");
-  jobs::SqliteJobQueue job_queue(**database);
-  health.Add("database", [&metadata] {
-    auto st = metadata.Ping();
-    return st ? ComponentHealth{true, "embedded SQLite database is answering"}
-              : ComponentHealth{false, st.error().message()};
-  });
-
-  std::optional<api::EmbeddingService> embedding;
-  std::shared_ptr<embed::LocalEmbedder> local_embedder;
-  if (settings.embedder == "local") {
-    std::shared_ptr<embed::EmbeddingCache> cache;
-    auto service = MakeEmbeddingService(settings, cpu_pool, cache, local_embedder);
-    if (!service) {
-      log::Error("cannot start the embedder", {{"error", service.error().message()}});
-      log::Flush();
-      std::fprintf(stderr, "modulo: %s\n", service.error().message().c_str());
-      return 1;
-    }
-    embedding = std::move(*service);
-    api::RegisterEmbeddingMetrics(registry, *embedding, cache);
-    const auto info = embedding->embedder->info();
-    health.Add("embedding", [info] {
-      return ComponentHealth{true, "model " + info.name + " loaded (" + std::to_string(info.dimension) + " dimensions, " +
-                                       info.precision + ")"};
-    });
-  }
+  opt.spool_dir = b.data_dir / "spool";
 
   http::Router router;
   std::unique_ptr<http::Server> server;
   api::AppContext app{settings, registry, events, health, cpu_pool, blocking_pool,
                       [&server] { return server == nullptr || server->draining(); }};
   api::AddSystemRoutes(router, app);
-  if (embedding) api::AddEmbeddingRoutes(router, app, *embedding);
-
-  // Background processing of uploads.
-  std::unique_ptr<ingest::IngestService> ingest_service;
-  jobs::WorkerPoolOptions wo;
-  wo.concurrency = settings.worker_concurrency;
-  wo.retry_base = std::chrono::seconds(settings.task_retry_base_seconds);
-  wo.max_starts_per_minute = settings.task_rate_limit;
-  jobs::WorkerPool workers(job_queue, wo, &registry);
-  if (embedding) {
-    ingest::IngestOptions io;
-    io.embed_batch = static_cast<std::size_t>(settings.embed_batch_size);
-    io.max_attempts = settings.task_max_retries + 1;
-    ingest_service = std::make_unique<ingest::IngestService>(
-        metadata, blobs, job_queue, embedding->embedder,
-        std::make_shared<ingest::WordPieceSpans>(local_embedder->tokenizer()), events, io, &registry);
-    ingest_service->SetOnEnqueued([&workers] { workers.Wake(); });
-    workers.AddHandler(ingest::kIngestJob, [&](const jobs::Job& job, jobs::JobContext& ctx) {
-      return ingest_service->ProcessFile(job, ctx);
-    });
-    workers.AddHandler(ingest::kReindexJob, [&](const jobs::Job& job, jobs::JobContext& ctx) {
-      return ingest_service->ReindexCollection(job, ctx);
-    });
-    workers.SetListener([&events](const jobs::Job& job, const std::string& event) {
-      events.Publish("task:" + job.id, event);
-      if (!job.collection_id.empty()) events.Publish("collection:" + job.collection_id, event);
-    });
-    workers.SetOnFinished([&](const jobs::Job& job, jobs::JobState state, const std::string& error) {
-      ingest_service->OnJobFinished(job, state, error);
-    });
-    // Crash recovery: jobs held by dead processes of this host run again now, and files left
-    // without a live job get one.
-    if (auto n = job_queue.ReleaseLeases(&jobs::WorkerPool::IsDeadLocalOwner); n && *n > 0) {
-      log::Info("released tasks of stopped processes", {{"tasks", *n}});
-    }
-    if (auto n = ingest_service->Reconcile(); n && *n > 0) log::Info("repaired files after a restart", {{"files", *n}});
-    if (settings.worker_concurrency > 0) workers.Start();
-  }
-  api::CollectionServices collection_services{metadata, job_queue, ingest_service.get(),
-                                              embedding ? embedding->embedder->info().name : std::string(),
-                                              embedding ? static_cast<int>(embedding->embedder->info().max_tokens) : 256,
-                                              settings.max_file_bytes > 0 ? settings.max_file_bytes
-                                                                          : settings.max_upload_bytes};
+  if (b.embedding) api::AddEmbeddingRoutes(router, app, *b.embedding);
+  api::CollectionServices collection_services{
+      *b.metadata,
+      *b.queue,
+      b.ingest.get(),
+      b.embedding ? b.embedding->embedder->info().name : std::string(),
+      b.embedding ? static_cast<int>(b.embedding->embedder->info().max_tokens) : 256,
+      settings.max_file_bytes > 0 ? settings.max_file_bytes : settings.max_upload_bytes};
   api::AddCollectionRoutes(router, app, collection_services);
   api::AddOpenApiRoute(router, MODULO_VERSION);
 
+  StartWorkers(b, settings.worker_concurrency);
   server = std::make_unique<http::Server>(opt, router, registry);
-  if (auto st = server->Start(); !st) {
-    log::Error("cannot start server", {{"error", st.error().message()}});
-    log::Flush();
-    std::fprintf(stderr, "modulo: %s\n", st.error().message().c_str());
-    return 1;
-  }
+  if (auto st = server->Start(); !st) return StartupFailure(st.error());
   const double ready_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   const std::string url = "http://" + (settings.host.find(':') != std::string::npos ? "[" + settings.host + "]"
                                                                                       : settings.host) +
                           ":" + std::to_string(server->port());
   log::Info("modulo ready", {{"url", url},
-                             {"data_dir", data_dir.string()},
+                             {"data_dir", b.data_dir.string()},
                              {"io_threads", opt.threads},
                              {"cpu_threads", static_cast<std::int64_t>(cpu_pool.size())},
+                             {"workers", settings.worker_concurrency},
                              {"startup_ms", ready_ms},
                              {"version", MODULO_VERSION}});
   std::printf("Modulo is serving at %s\n", url.c_str());
   std::fflush(stdout);
 
-  // Signals were blocked in every thread at start; wait for one here.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  sigwait(&set, &sig);
+  const int sig = WaitForSignal();
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"grace_seconds", settings.shutdown_grace_seconds}});
   server->Shutdown();
-  workers.Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
+  b.workers->Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
   log::Info("stopped");
+  log::Flush();
+  return 0;
+}
+
+// Runs the background job workers without the HTTP server (they share the data directory's
+// database with `modulo serve`, which may then run with --worker-concurrency 0).
+int Work(const Settings& settings) {
+  log::Init(log::ParseLevel(settings.log_level),
+            settings.log_format == "json" ? log::Format::kJson : log::Format::kText);
+  metrics::Registry registry;
+  ThreadPool cpu_pool("cpu", static_cast<std::size_t>(settings.EffectiveCpuThreads()));
+  InProcessEventBus events;
+  HealthRegistry health;
+  auto backend = BuildBackend(settings, registry, events, health, cpu_pool);
+  if (!backend) return StartupFailure(backend.error());
+  if (!(*backend)->ingest) return StartupFailure(Error::InvalidArgument("a worker needs an embedder (MODULO_EMBEDDER)"));
+  const int concurrency = std::max(1, settings.worker_concurrency);
+  StartWorkers(**backend, concurrency);
+  log::Info("modulo worker ready", {{"worker_id", (*backend)->workers->worker_id()},
+                                    {"concurrency", concurrency},
+                                    {"data_dir", (*backend)->data_dir.string()}});
+  std::printf("Modulo worker %s is running\n", (*backend)->workers->worker_id().c_str());
+  std::fflush(stdout);
+  const int sig = WaitForSignal();
+  log::Info("worker stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  (*backend)->workers->Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
   log::Flush();
   return 0;
 }
@@ -284,6 +329,12 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> config_values;
   auto config_opts = AddSettingFlags(*config, config_values);
 
+  auto* worker = app.add_subcommand("worker", "Run background job workers (no HTTP server)");
+  std::map<std::string, std::string> worker_values;
+  auto worker_opts = AddSettingFlags(*worker, worker_values);
+  std::string concurrency;
+  auto* concurrency_opt = worker->add_option("--concurrency", concurrency, "Jobs run at once (default 4)");
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -304,6 +355,18 @@ int main(int argc, char** argv) {
     }
     std::fputs(RenderSettings(*s).c_str(), stdout);
     return 0;
+  }
+  if (worker->parsed()) {
+    if (concurrency_opt->count() > 0) {
+      worker_values["worker-concurrency"] = concurrency;
+      worker_opts["worker-concurrency"]->add_result(concurrency);
+    }
+    auto s = Load(config_file, worker_opts, worker_values);
+    if (!s) {
+      std::fprintf(stderr, "modulo: configuration error: %s\n", s.error().message().c_str());
+      return 2;
+    }
+    return Work(*s);
   }
   auto s = Load(config_file, serve_opts, values);
   if (!s) {

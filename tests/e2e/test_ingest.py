@@ -263,3 +263,26 @@ def test_progress_streams_over_server_sent_events(server):
     t.join(timeout=30)
     assert any(e.get("type") == "task" and e.get("state") == "running" for e in events), events
     assert events[-1]["type"] == "file" and events[-1]["state"] == "completed"
+
+
+def test_a_separate_worker_process_runs_the_jobs(start_server):
+    import subprocess
+    import time
+
+    from conftest import modulo_bin
+
+    server = start_server("--worker-concurrency", "0")
+    c = create_collection(server)
+    upload(server, c["id"], [("a.md", MARKDOWN), ("b.html", HTML)])
+    time.sleep(0.5)
+    assert all(f["status"] == "queued" for f in files_of(server, c["id"])), "the server runs no workers"
+    worker = subprocess.Popen([modulo_bin(), "worker", "--concurrency", "2", "--data-dir", str(server.data_dir)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        done = wait_files_done(server, c["id"], timeout=60)
+        assert all(f["status"] == "completed" for f in done)
+    finally:
+        worker.terminate()
+        out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert b"Modulo worker" in out
