@@ -8,9 +8,9 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates curl
-  # libraries
+  # libraries (oneDNN's CMake package needs the OpenCL development files)
   libboost1.74-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libsqlite3-dev libdnnl-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev
+  libsqlite3-dev libdnnl-dev ocl-icd-opencl-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev
   # document parsers
   libpoppler-cpp-dev poppler-data libxml2-dev libzip-dev zlib1g-dev libpugixml-dev libuchardet-dev libmagic-dev
   # tests and benchmarks
