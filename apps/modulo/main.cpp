@@ -23,6 +23,7 @@
 #include "modulo/embed/embedding_cache.h"
 #include "modulo/embed/local_embedder.h"
 #include "modulo/embed/query_batcher.h"
+#include "modulo/embed/remote/remote_embedders.h"
 #include "modulo/http/server.h"
 #include "modulo/ingest/ingest_service.h"
 #include "modulo/ingest/token_spans.h"
@@ -65,22 +66,44 @@ Result<Settings> Load(const std::string& config_file, const std::map<std::string
   return LoadSettings(src);
 }
 
-// Loads the configured embedder; an error names what is missing and how to get it.
-Result<api::EmbeddingService> MakeEmbeddingService(const Settings& settings, ThreadPool& cpu_pool,
-                                                   std::shared_ptr<embed::EmbeddingCache>& cache,
-                                                   std::shared_ptr<embed::LocalEmbedder>& local_out) {
-  embed::LocalEmbedderOptions eo;
-  eo.model_dir = settings.model_dir;
-  auto precision = embed::ParsePrecision(settings.embed_precision);
-  if (!precision) return Fail(precision.error());
-  eo.precision = *precision;
-  eo.threads = settings.embed_threads;
-  eo.query_prefix = settings.query_prefix;
-  eo.passage_prefix = settings.passage_prefix;
-  auto local = embed::LocalEmbedder::Create(eo);
-  if (!local) return Fail(std::move(local.error()).Wrap("loading the embedding model from " + settings.model_dir));
-  local_out = std::shared_ptr<embed::LocalEmbedder>(std::move(*local));
-  std::shared_ptr<embed::Embedder> engine = local_out;
+// Creates the configured embedding engine; an error names what is missing and how to get it.
+Result<std::shared_ptr<embed::Embedder>> MakeEngine(const Settings& settings,
+                                                    std::shared_ptr<embed::LocalEmbedder>& local_out) {
+  if (settings.embedder == "local") {
+    embed::LocalEmbedderOptions eo;
+    eo.model_dir = settings.model_dir;
+    auto precision = embed::ParsePrecision(settings.embed_precision);
+    if (!precision) return Fail(precision.error());
+    eo.precision = *precision;
+    eo.threads = settings.embed_threads;
+    eo.query_prefix = settings.query_prefix;
+    eo.passage_prefix = settings.passage_prefix;
+    auto local = embed::LocalEmbedder::Create(eo);
+    if (!local) return Fail(std::move(local.error()).Wrap("loading the embedding model from " + settings.model_dir));
+    local_out = std::shared_ptr<embed::LocalEmbedder>(std::move(*local));
+    return std::shared_ptr<embed::Embedder>(local_out);
+  }
+  embed::remote::RemoteEmbedderOptions ro;
+  ro.url = settings.embedding_url;
+  ro.model = settings.embedding_model;
+  ro.api_key = settings.embedding_api_key;
+  ro.project_id = settings.watsonx_project_id;
+  ro.iam_url = settings.watsonx_iam_url;
+  ro.max_tokens = static_cast<std::size_t>(settings.embedding_max_tokens);
+  ro.timeout = std::chrono::seconds(settings.embedding_timeout_seconds);
+  if (settings.embedder == "openai") {
+    auto e = embed::remote::OpenAiEmbedder::Create(ro);
+    if (!e) return Fail(e.error());
+    return std::shared_ptr<embed::Embedder>(std::move(*e));
+  }
+  auto e = embed::remote::WatsonxEmbedder::Create(ro);
+  if (!e) return Fail(e.error());
+  return std::shared_ptr<embed::Embedder>(std::move(*e));
+}
+
+// The engine behind a cache, and the query micro-batcher.
+api::EmbeddingService MakeEmbeddingService(const Settings& settings, std::shared_ptr<embed::Embedder> engine,
+                                           ThreadPool& cpu_pool, std::shared_ptr<embed::EmbeddingCache>& cache) {
   api::EmbeddingService service;
   if (settings.embedding_cache_size > 0) {
     cache = std::make_shared<embed::EmbeddingCache>(static_cast<std::size_t>(settings.embedding_cache_size));
@@ -139,12 +162,12 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   wo.retry_base = std::chrono::seconds(settings.task_retry_base_seconds);
   wo.max_starts_per_minute = settings.task_rate_limit;
   b->workers = std::make_unique<jobs::WorkerPool>(*b->queue, wo, &registry);
-  if (settings.embedder != "local") return b;
+  if (settings.embedder == "none") return b;
 
+  auto engine = MakeEngine(settings, b->local_embedder);
+  if (!engine) return Fail(engine.error());
   std::shared_ptr<embed::EmbeddingCache> cache;
-  auto service = MakeEmbeddingService(settings, cpu_pool, cache, b->local_embedder);
-  if (!service) return Fail(service.error());
-  b->embedding = std::move(*service);
+  b->embedding = MakeEmbeddingService(settings, *engine, cpu_pool, cache);
   api::RegisterEmbeddingMetrics(registry, *b->embedding, cache);
   const auto info = b->embedding->embedder->info();
   health.Add("embedding", [info] {
@@ -157,7 +180,10 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   io.max_attempts = settings.task_max_retries + 1;
   b->ingest = std::make_unique<ingest::IngestService>(
       *b->metadata, *b->blobs, *b->queue, b->embedding->embedder,
-      std::make_shared<ingest::WordPieceSpans>(b->local_embedder->tokenizer()), events, io, &registry);
+      b->local_embedder ? std::shared_ptr<const ingest::TokenSpans>(
+                              std::make_shared<ingest::WordPieceSpans>(b->local_embedder->tokenizer()))
+                        : std::make_shared<ingest::EstimatedSpans>(),
+      events, io, &registry);
   auto* ingest = b->ingest.get();
   auto* workers = b->workers.get();
   ingest->SetOnEnqueued([workers] { workers->Wake(); });

@@ -161,8 +161,9 @@ std::vector<SettingSpec> BuildSpecs() {
   v.push_back(BoolSetting("MODULO_ACCESS_LOG", "access-log", "Write one log line per HTTP request.",
                           &Settings::access_log));
   v.push_back(StringSetting("MODULO_EMBEDDER", "embedder",
-                            "Embedding engine: local (built-in model) or none (no embedding routes).",
-                            &Settings::embedder, {"local", "none"}));
+                            "Embedding engine: local (built-in model), openai (any OpenAI-compatible /v1/embeddings), "
+                            "watsonx (IBM watsonx.ai), or none (no embedding or ingestion).",
+                            &Settings::embedder, {"local", "openai", "watsonx", "none"}));
   v.push_back(StringSetting("MODULO_MODEL_DIR", "model-dir",
                             "Sentence-transformers model directory for the local embedder (scripts/fetch-model.sh).",
                             &Settings::model_dir));
@@ -186,6 +187,22 @@ std::vector<SettingSpec> BuildSpecs() {
   v.push_back(StringSetting("MODULO_PASSAGE_PREFIX", "passage-prefix",
                             "Text prepended to passages before embedding (e.g. \"passage: \" for e5 models).",
                             &Settings::passage_prefix, {}, false, true));
+  v.push_back(StringSetting("MODULO_EMBEDDING_URL", "embedding-url",
+                            "Remote embedder URL: an OpenAI-compatible base ending in /v1, or the watsonx.ai URL.",
+                            &Settings::embedding_url, {}, false, true));
+  v.push_back(StringSetting("MODULO_EMBEDDING_MODEL", "embedding-model", "Remote embedder model name or model_id.",
+                            &Settings::embedding_model, {}, false, true));
+  v.push_back(StringSetting("MODULO_EMBEDDING_API_KEY", "", "Remote embedder API key (watsonx: IBM Cloud API key).",
+                            &Settings::embedding_api_key, {}, true, true));
+  v.push_back(StringSetting("MODULO_WATSONX_PROJECT_ID", "watsonx-project-id", "watsonx.ai project id.",
+                            &Settings::watsonx_project_id, {}, false, true));
+  v.push_back(StringSetting("MODULO_WATSONX_IAM_URL", "watsonx-iam-url", "IBM Cloud IAM token endpoint.",
+                            &Settings::watsonx_iam_url));
+  v.push_back(IntSetting("MODULO_EMBEDDING_MAX_TOKENS", "embedding-max-tokens",
+                         "Input tokens a remote embedding model reads (chunks are sized to fit).",
+                         &Settings::embedding_max_tokens, 32, 32768));
+  v.push_back(IntSetting("MODULO_EMBEDDING_TIMEOUT_SECONDS", "embedding-timeout-seconds",
+                         "Timeout of one remote embedding request.", &Settings::embedding_timeout_seconds, 1, 600));
   v.push_back(IntSetting("MODULO_WORKER_CONCURRENCY", "worker-concurrency",
                          "Background tasks (file processing) run at once.", &Settings::worker_concurrency, 0, 256));
   v.push_back(IntSetting("MODULO_TASK_RETRY_BASE_SECONDS", "task-retry-base-seconds",

@@ -52,6 +52,13 @@ struct Settings {
   int embed_max_batch = 32;
   std::string query_prefix;
   std::string passage_prefix;
+  std::string embedding_url;
+  std::string embedding_model;
+  std::string embedding_api_key;
+  std::string watsonx_project_id;
+  std::string watsonx_iam_url = "https://iam.cloud.ibm.com/identity/token";
+  int embedding_max_tokens = 512;
+  int embedding_timeout_seconds = 30;
   // Ingestion
   int worker_concurrency = 4;
   int task_retry_base_seconds = 60;

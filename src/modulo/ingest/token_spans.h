@@ -2,6 +2,7 @@
 // the tokens the encoder will see.
 #pragma once
 
+#include "modulo/embed/remote/remote_embedders.h"
 #include "modulo/embed/tokenizer.h"
 #include "modulo/ingest/chunker.h"
 
@@ -19,6 +20,14 @@ class WordPieceSpans final : public TokenSpans {
 
  private:
   const embed::WordPieceTokenizer& tokenizer_;
+};
+
+// Estimated spans for remote embedders, whose tokenizer is not available here.
+class EstimatedSpans final : public TokenSpans {
+ public:
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> Spans(std::string_view text) const override {
+    return embed::remote::EstimateTokenSpans(text);
+  }
 };
 
 }  // namespace modulo::ingest

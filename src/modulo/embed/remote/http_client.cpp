@@ -1,0 +1,126 @@
+#include "modulo/embed/remote/http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+namespace modulo::embed::remote {
+namespace {
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t WriteBody(char* data, size_t size, size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  out->append(data, size * n);
+  if (out->size() > 256u * 1024 * 1024) return 0;  // refuse absurd responses
+  return size * n;
+}
+
+size_t ReadHeader(char* data, size_t size, size_t n, void* user) {
+  std::string_view line(data, size * n);
+  constexpr std::string_view kName = "retry-after:";
+  if (line.size() > kName.size()) {
+    std::string lower(line.substr(0, kName.size()));
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower == kName) {
+      std::string v(line.substr(kName.size()));
+      v.erase(0, v.find_first_not_of(" \t"));
+      v.erase(v.find_last_not_of(" \t\r\n") + 1);
+      *static_cast<std::string*>(user) = v;
+    }
+  }
+  return size * n;
+}
+
+bool Retryable(long status) { return status == 429 || status == 408 || (status >= 500 && status <= 599); }
+
+}  // namespace
+
+HttpClient::HttpClient(std::chrono::milliseconds timeout, RetryPolicy retry) : timeout_(timeout), retry_(retry) {
+  GlobalInit();
+}
+
+std::chrono::milliseconds HttpClient::Backoff(int attempt, const std::string& retry_after) const {
+  if (!retry_after.empty() && std::all_of(retry_after.begin(), retry_after.end(), ::isdigit) &&
+      retry_after.size() < 7) {
+    return std::min<std::chrono::milliseconds>(std::chrono::seconds(std::stoi(retry_after)), retry_.max_delay);
+  }
+  const int shift = std::clamp(attempt - 1, 0, 16);
+  return std::min<std::chrono::milliseconds>(retry_.base_delay * (1 << shift), retry_.max_delay);
+}
+
+Result<HttpResponse> HttpClient::Once(const std::string& url, const std::vector<std::string>& headers,
+                                      const std::string& body) const {
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+  if (!curl) return Fail(Error::Internal("cannot create an HTTP client handle"));
+  curl_slist* list = nullptr;
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(list, &curl_slist_free_all);
+  HttpResponse r;
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_POST, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, header_list.get());
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
+  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(timeout_.count(), 10000)));
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &WriteBody);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, &ReadHeader);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.retry_after);
+  curl_easy_setopt(curl.get(), CURLOPT_ACCEPT_ENCODING, "");
+  const CURLcode rc = curl_easy_perform(curl.get());
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return Fail(Error::DeadlineExceeded("request to " + url + " timed out after " + std::to_string(timeout_.count()) +
+                                        " ms"));
+  }
+  if (rc != CURLE_OK) return Fail(Error::Unavailable("request to " + url + " failed: " + curl_easy_strerror(rc)));
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  return r;
+}
+
+Result<HttpResponse> HttpClient::Post(const std::string& url, const std::vector<std::string>& headers,
+                                      const std::string& body) const {
+  Result<HttpResponse> last = Fail(Error::Unavailable("no attempt made"));
+  for (int attempt = 1; attempt <= std::max(1, retry_.max_attempts); ++attempt) {
+    last = Once(url, headers, body);
+    const bool retry = !last || Retryable(last->status);
+    if (!retry || attempt == retry_.max_attempts) break;
+    std::this_thread::sleep_for(Backoff(attempt, last ? last->retry_after : std::string()));
+  }
+  return last;
+}
+
+Error HttpError(const HttpResponse& r, const std::string& what) {
+  // OpenAI: {"error": {"message"}}; watsonx: {"errors": [{"message"}]}; IAM: {"errorMessage"}.
+  std::string message;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_discarded() && j.is_object()) {
+    if (j.contains("error") && j["error"].is_object()) message = j["error"].value("message", "");
+    else if (j.contains("error") && j["error"].is_string()) message = j["error"].get<std::string>();
+    else if (j.contains("errors") && j["errors"].is_array() && !j["errors"].empty() && j["errors"][0].is_object())
+      message = j["errors"][0].value("message", "");
+    else if (j.contains("errorMessage")) message = j.value("errorMessage", "");
+    else if (j.contains("detail") && j["detail"].is_string()) message = j["detail"].get<std::string>();
+  }
+  if (message.empty()) message = r.body.substr(0, 300);
+  std::string text = what + " answered HTTP " + std::to_string(r.status) + ": " + message;
+  if (r.status == 401) return Error::Unauthenticated(std::move(text));
+  if (r.status == 403) return Error::PermissionDenied(std::move(text));
+  if (r.status == 404) return Error::NotFound(std::move(text));
+  if (r.status == 429) return Error::RateLimited(std::move(text));
+  if (r.status == 400 || r.status == 413 || r.status == 422) return Error::InvalidArgument(std::move(text));
+  return Error::Unavailable(std::move(text));
+}
+
+}  // namespace modulo::embed::remote
