@@ -27,7 +27,7 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo "== wrk -t1 -c$CONNS -d$DURATION on /health, $ROUNDS alternating rounds each"
 
 MPORT=$(free_port); EPORT=$(free_port)
-"$MODULO" serve --port "$MPORT" --data-dir "$DATA/m" >/dev/null 2>"$DATA/modulo.log" & PIDS+=($!)
+"$MODULO" serve --port "$MPORT" --data-dir "$DATA/m" --embedder none >/dev/null 2>"$DATA/modulo.log" & PIDS+=($!)
 MPID=$!
 "$ECHO" "$EPORT" "$(nproc)" >/dev/null & PIDS+=($!)
 wait_ready "$MPORT" /ready; wait_ready "$EPORT" /
@@ -54,15 +54,16 @@ echo "== median: modulo $MR req/s (p50 $(median "${M_P50[@]}") ms, p99 $(median 
      "ratio modulo/echo $(awk -v a="$MR" -v b="$ER" 'BEGIN{printf "%.2f", a/b}')"
 kill "$MPID"; wait "$MPID" 2>/dev/null || true
 
-echo "== idle resident memory and start-to-ready of modulo serve (no model), median of 10 starts"
-python3 - "$MODULO" "$DATA" <<'PY'
+echo "== idle resident memory and start-to-ready of modulo serve, median of 10 starts each"
+python3 - "$MODULO" "$DATA" "${MODULO_MODEL_DIR:-$ROOT/models/all-MiniLM-L6-v2}" <<'PY'
 import os, socket, statistics, subprocess, sys, time, urllib.request
-binary, data = sys.argv[1], sys.argv[2]
-ready, rss = [], []
-for i in range(10):
+binary, data, model = sys.argv[1], sys.argv[2], sys.argv[3]
+def measure(label, extra):
+  ready, rss = [], []
+  for i in range(10):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
     t0 = time.perf_counter()
-    p = subprocess.Popen([binary, "serve", "--port", str(port), "--data-dir", f"{data}/s{i}"],
+    p = subprocess.Popen([binary, "serve", "--port", str(port), "--data-dir", f"{data}/{label}{i}", *extra],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -75,6 +76,9 @@ for i in range(10):
     with open(f"/proc/{p.pid}/status") as f:
         rss.append(next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024)
     p.terminate(); p.wait()
-print(f"start-to-ready: median {statistics.median(ready):.1f} ms (min {min(ready):.1f}, max {max(ready):.1f})")
-print(f"idle RSS: median {statistics.median(rss):.1f} MB (max {max(rss):.1f})")
+  print(f"{label}: start-to-ready median {statistics.median(ready):.1f} ms (min {min(ready):.1f}, max {max(ready):.1f});"
+        f" idle RSS median {statistics.median(rss):.1f} MB (max {max(rss):.1f})")
+measure("without a model (--embedder none)", ["--embedder", "none"])
+if os.path.isdir(model):
+  measure("with all-MiniLM-L6-v2 loaded", ["--model-dir", model])
 PY
