@@ -46,5 +46,7 @@ def run(name, paths):
 
 
 run("one-pdf", [pdf])
+if len(sys.argv) > 4 and sys.argv[4] == "--pdf-only":
+    sys.exit(0)
 corpus = sorted(p for p in corpus_root.rglob("*") if p.suffix.lower() in (".pdf", ".html") and p.is_file())
 run("r-docs", corpus)

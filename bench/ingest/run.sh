@@ -3,7 +3,7 @@
 # then the whole PDF and HTML manual set) uploaded to `modulo serve` through the public API,
 # timed end to end, with the per-stage breakdown from /metrics.
 #
-# Usage: bench/ingest/run.sh [BUILD_DIR]   (default build-bench; needs the model, see make model)
+# Usage: bench/ingest/run.sh [BUILD_DIR] [--pdf-only]   (default build-bench; needs the model: make model)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${1:-$ROOT/build-bench}"
@@ -29,4 +29,4 @@ trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.05; done
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-"$PY" "$ROOT/bench/ingest/drive.py" "http://127.0.0.1:$PORT" "$PDF" "$CACHE/x"
+"$PY" "$ROOT/bench/ingest/drive.py" "http://127.0.0.1:$PORT" "$PDF" "$CACHE/x" "${2:-}"

@@ -203,6 +203,7 @@ Status IngestService::ProcessInto(const std::string& task_id, store::FileRecord&
     if (!k.is_parent) to_embed.push_back(chunks.size());
     chunks.push_back(std::move(k));
   }
+  progress("embed", 20);  // the chunk stage ends here, before the first batch is embedded
   for (std::size_t i = 0; i < to_embed.size(); i += options_.embed_batch) {
     if (ctx.cancelled()) return Fail(Error::Cancelled("stopping"));
     const auto n = std::min(options_.embed_batch, to_embed.size() - i);
