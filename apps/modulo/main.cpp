@@ -162,6 +162,15 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   wo.retry_base = std::chrono::seconds(settings.task_retry_base_seconds);
   wo.max_starts_per_minute = settings.task_rate_limit;
   b->workers = std::make_unique<jobs::WorkerPool>(*b->queue, wo, &registry);
+  registry.AddCollector([q = b->queue.get()](std::string& out) {
+    auto counts = q->Counts();
+    if (!counts) return;
+    out += "# HELP modulo_jobs Jobs in the queue by state\n# TYPE modulo_jobs gauge\n";
+    for (auto [state, n] : {std::pair{"queued", counts->queued}, {"running", counts->running},
+                            {"succeeded", counts->succeeded}, {"failed", counts->failed}, {"dead", counts->dead}}) {
+      out += std::string("modulo_jobs{state=\"") + state + "\"} " + std::to_string(n) + "\n";
+    }
+  });
   if (settings.embedder == "none") return b;
 
   auto engine = MakeEngine(settings, b->local_embedder);

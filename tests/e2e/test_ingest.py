@@ -126,12 +126,15 @@ def test_each_bad_file_gets_its_own_outcome_and_the_others_proceed(server):
 
 def test_many_files_in_one_request(server):
     c = create_collection(server)
-    files = [(f"note-{i}.txt", f"Note number {i}. It mentions topic {i % 7}.".encode()) for i in range(300)]
+    files = [(f"note-{i}.txt", f"Note number {i}. It mentions topic {i % 7}.".encode()) for i in range(1000)]
     r = upload(server, c["id"], files, timeout=300)
     assert r.status_code == 202
-    assert len(r.json()) == 300 and all(a["status"] == "processing" for a in r.json())
-    done = wait_files_done(server, c["id"], timeout=300)
-    assert len(done) == 300 and all(f["status"] == "completed" for f in done)
+    assert len(r.json()) == 1000 and all(a["status"] == "processing" for a in r.json())
+    done = wait_files_done(server, c["id"], timeout=600)
+    assert len(done) == 1000 and all(f["status"] == "completed" for f in done)
+    metrics = requests.get(server.url + "/metrics").text
+    assert 'modulo_jobs{state="succeeded"} 1000' in metrics
+    assert 'modulo_jobs_finished_total{kind="ingest_file",state="succeeded"} 1000' in metrics
 
 
 def test_oversize_upload_is_413_and_nothing_is_written(start_server):

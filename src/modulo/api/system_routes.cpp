@@ -115,7 +115,9 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
              .request_body = nullptr,
              .responses = {{"200", {{"description", "Metrics"}, {"content", {{"text/plain", nlohmann::json::object()}}}}}}};
     r.handler = [&app](Request&) -> asio::awaitable<Response> {
-      co_return Response::Text(app.metrics.Expose(), "text/plain; version=0.0.4; charset=utf-8");
+      // Collectors may read files or query stores: expose on the blocking pool.
+      auto text = co_await RunOn(app.blocking_pool, [&app] { return app.metrics.Expose(); });
+      co_return Response::Text(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
     };
     router.Add(std::move(r));
   }
