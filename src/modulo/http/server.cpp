@@ -378,6 +378,15 @@ asio::awaitable<void> WriteSimple(beast::tcp_stream& stream, beast_http::status 
   co_await beast_http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
 }
 
+// Answers "Expect: 100-continue" once the server has decided to read the body.
+asio::awaitable<void> SendContinueIfExpected(beast::tcp_stream& stream,
+                                             const beast_http::request<beast_http::empty_body>& header,
+                                             beast::error_code& ec) {
+  if (!beast::iequals(header[beast_http::field::expect], "100-continue")) co_return;
+  beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
+  co_await beast_http::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+}
+
 bool IsDisconnect(const beast::error_code& ec) {
   return ec == beast_http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
          ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
@@ -512,10 +521,7 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
             fail = Error::PayloadTooLarge("request body of " + std::to_string(*hp.content_length()) +
                                           " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
           } else {
-            if (beast::iequals(header[beast_http::field::expect], "100-continue")) {
-              beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
-              co_await beast_http::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
-            }
+            co_await SendContinueIfExpected(stream, header, ec);
             beast_http::request_parser<beast_http::buffer_body> bp(std::move(hp));
             bp.body_limit(limit);
             MultipartParser mp(*boundary, opt.spool_dir);
@@ -553,10 +559,7 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
             fail = Error::PayloadTooLarge("request body of " + std::to_string(*hp.content_length()) +
                                           " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
           } else if (body_pending) {
-            if (beast::iequals(header[beast_http::field::expect], "100-continue")) {
-              beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
-              co_await beast_http::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
-            }
+            co_await SendContinueIfExpected(stream, header, ec);
             beast_http::request_parser<beast_http::string_body> bp(std::move(hp));
             bp.body_limit(limit);
             stream.expires_after(opt.body_timeout);

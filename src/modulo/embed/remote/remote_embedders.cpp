@@ -46,6 +46,22 @@ Status Append(Embeddings& out, std::vector<std::vector<float>> rows, const std::
   return {};
 }
 
+// Splits texts into requests of at most batch_size and concatenates the results in order.
+template <typename F>
+Result<Embeddings> EmbedInBatches(std::span<const std::string> texts, std::size_t batch_size, std::size_t dimension,
+                                  F&& embed_batch) {
+  Embeddings out;
+  out.dimension = dimension;
+  for (std::size_t i = 0; i < texts.size(); i += batch_size) {
+    auto b = embed_batch(texts.subspan(i, std::min(batch_size, texts.size() - i)));
+    if (!b) return Fail(b.error());
+    out.dimension = b->dimension;
+    out.values.insert(out.values.end(), b->values.begin(), b->values.end());
+    out.token_counts.insert(out.token_counts.end(), b->token_counts.begin(), b->token_counts.end());
+  }
+  return out;
+}
+
 Result<std::vector<float>> FloatArray(const json& j) {
   if (!j.is_array()) return Fail(Error::Unavailable("embedding service returned a malformed vector"));
   std::vector<float> v;
@@ -141,16 +157,8 @@ Result<Embeddings> OpenAiEmbedder::EmbedBatch(std::span<const std::string> texts
 }
 
 Result<Embeddings> OpenAiEmbedder::Embed(std::span<const std::string> texts, InputKind) {
-  Embeddings out;
-  out.dimension = info_.dimension;
-  for (std::size_t i = 0; i < texts.size(); i += options_.batch_size) {
-    auto b = EmbedBatch(texts.subspan(i, std::min(options_.batch_size, texts.size() - i)));
-    if (!b) return Fail(b.error());
-    out.dimension = b->dimension;
-    out.values.insert(out.values.end(), b->values.begin(), b->values.end());
-    out.token_counts.insert(out.token_counts.end(), b->token_counts.begin(), b->token_counts.end());
-  }
-  return out;
+  return EmbedInBatches(texts, options_.batch_size, info_.dimension,
+                        [this](std::span<const std::string> batch) { return EmbedBatch(batch); });
 }
 
 // ---- watsonx.ai ----
@@ -233,16 +241,8 @@ Result<Embeddings> WatsonxEmbedder::EmbedBatch(std::span<const std::string> text
 }
 
 Result<Embeddings> WatsonxEmbedder::Embed(std::span<const std::string> texts, InputKind) {
-  Embeddings out;
-  out.dimension = info_.dimension;
-  for (std::size_t i = 0; i < texts.size(); i += options_.batch_size) {
-    auto b = EmbedBatch(texts.subspan(i, std::min(options_.batch_size, texts.size() - i)));
-    if (!b) return Fail(b.error());
-    out.dimension = b->dimension;
-    out.values.insert(out.values.end(), b->values.begin(), b->values.end());
-    out.token_counts.insert(out.token_counts.end(), b->token_counts.begin(), b->token_counts.end());
-  }
-  return out;
+  return EmbedInBatches(texts, options_.batch_size, info_.dimension,
+                        [this](std::span<const std::string> batch) { return EmbedBatch(batch); });
 }
 
 }  // namespace modulo::embed::remote

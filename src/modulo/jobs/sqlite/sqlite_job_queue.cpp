@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "modulo/core/clock.h"
+
 #include "modulo/core/request_id.h"
 #include "modulo/store/sqlite/sqlite.h"
 
@@ -31,10 +33,6 @@ using store::sqlite::Connection;
 using store::sqlite::Statement;
 using store::sqlite::Transaction;
 
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr const char* kColumns =
     "id, kind, COALESCE(collection_id, ''), COALESCE(file_id, ''), payload, state, stage, progress, attempts, "
@@ -261,11 +259,8 @@ Result<std::vector<Job>> SqliteJobQueue::ListForCollection(const std::string& co
   if (!s) return modulo::Fail(s.error());
   s->Bind(1, collection_id);
   std::vector<Job> out;
-  while (true) {
-    auto row = s->Step();
-    if (!row) return modulo::Fail(row.error());
-    if (!*row) break;
-    out.push_back(ReadJob(*s));
+  if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadJob(row)); }); !st) {
+    return modulo::Fail(st.error());
   }
   return out;
 }

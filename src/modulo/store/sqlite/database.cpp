@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "modulo/core/clock.h"
+
 namespace modulo::store::sqlite {
 namespace {
 
@@ -93,10 +95,6 @@ ALTER TABLE collections ADD COLUMN next_generation INTEGER NOT NULL DEFAULT 0;
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 

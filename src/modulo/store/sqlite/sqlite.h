@@ -50,6 +50,17 @@ class Statement {
 
   void Reset();
 
+  // Steps through every row, calling fn(*this) for each.
+  template <typename F>
+  [[nodiscard]] Status ForEachRow(F&& fn) {
+    while (true) {
+      auto row = Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return {};
+      fn(*this);
+    }
+  }
+
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_;

@@ -1,6 +1,8 @@
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
 
 #include <chrono>
+
+#include "modulo/core/clock.h"
 #include <cstring>
 
 #include "modulo/core/request_id.h"
@@ -8,10 +10,6 @@
 namespace modulo::store::sqlite {
 namespace {
 
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr const char* kCollectionColumns =
     "c.id, c.name, c.description, c.owner_id, c.status, c.is_private, c.settings, c.embedding_model, "
@@ -92,6 +90,19 @@ Chunk ReadChunk(const Statement& s, bool with_embedding) {
   return k;
 }
 
+// The collection a file belongs to (NotFound when the file does not exist).
+Result<std::string> CollectionOfFile(Connection& c, const std::string& file_id) {
+  auto q = c.Prepare("SELECT collection_id FROM files WHERE id = ?");
+  if (!q) return Fail(q.error());
+  q->Bind(1, file_id);
+  auto row = q->Step();
+  if (!row) return Fail(row.error());
+  if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
+  std::string id = q->Text(0);
+  q->Reset();
+  return id;
+}
+
 Status BumpVersion(Connection& c, const std::string& collection_id, std::int64_t now) {
   auto s = c.Prepare("UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ?");
   if (!s) return Fail(s.error());
@@ -157,12 +168,7 @@ Result<std::vector<Collection>> SqliteMetadataStore::ListCollections(const std::
   if (!s) return Fail(s.error());
   s->Bind(1, owner_id).Bind(2, owner_id);
   std::vector<Collection> out;
-  while (true) {
-    auto row = s->Step();
-    if (!row) return Fail(row.error());
-    if (!*row) break;
-    out.push_back(ReadCollection(*s));
-  }
+  if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadCollection(row)); }); !st) return Fail(st.error());
   return out;
 }
 
@@ -304,12 +310,7 @@ Result<std::vector<FileRecord>> SqliteMetadataStore::ListFiles(const std::string
   if (!s) return Fail(s.error());
   s->Bind(1, collection_id);
   std::vector<FileRecord> out;
-  while (true) {
-    auto row = s->Step();
-    if (!row) return Fail(row.error());
-    if (!*row) break;
-    out.push_back(ReadFile(*s));
-  }
+  if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadFile(row)); }); !st) return Fail(st.error());
   return out;
 }
 
@@ -321,11 +322,8 @@ Result<std::vector<FileRecord>> SqliteMetadataStore::ListFilesWithStatus(const s
   for (auto status : statuses) {
     s->Reset();
     s->Bind(1, ToString(status));
-    while (true) {
-      auto row = s->Step();
-      if (!row) return Fail(row.error());
-      if (!*row) break;
-      out.push_back(ReadFile(*s));
+    if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadFile(row)); }); !st) {
+      return Fail(st.error());
     }
   }
   return out;
@@ -335,17 +333,9 @@ Status SqliteMetadataStore::DeleteFile(const std::string& file_id) {
   auto c = db_.Acquire();
   auto tx = Transaction::Begin(*c);
   if (!tx) return Fail(tx.error());
-  std::string collection_id;
-  {
-    auto q = c->Prepare("SELECT collection_id FROM files WHERE id = ?");
-    if (!q) return Fail(q.error());
-    q->Bind(1, file_id);
-    auto row = q->Step();
-    if (!row) return Fail(row.error());
-    if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
-    collection_id = q->Text(0);
-    q->Reset();
-  }
+  auto owner = CollectionOfFile(*c, file_id);
+  if (!owner) return Fail(owner.error());
+  const std::string& collection_id = *owner;
   auto s = c->Prepare("DELETE FROM files WHERE id = ?");
   if (!s) return Fail(s.error());
   if (auto st = s->Bind(1, file_id).Run(); !st) return st;
@@ -367,17 +357,9 @@ Status SqliteMetadataStore::ReplaceFileChunks(const std::string& file_id, std::i
   auto c = db_.Acquire();
   auto tx = Transaction::Begin(*c);
   if (!tx) return Fail(tx.error());
-  std::string collection_id;
-  {
-    auto q = c->Prepare("SELECT collection_id FROM files WHERE id = ?");
-    if (!q) return Fail(q.error());
-    q->Bind(1, file_id);
-    auto row = q->Step();
-    if (!row) return Fail(row.error());
-    if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
-    collection_id = q->Text(0);
-    q->Reset();
-  }
+  auto owner = CollectionOfFile(*c, file_id);
+  if (!owner) return Fail(owner.error());
+  const std::string& collection_id = *owner;
   {
     auto del = c->Prepare("DELETE FROM chunks WHERE file_id = ? AND generation = ?");
     if (!del) return Fail(del.error());
@@ -441,12 +423,7 @@ Result<std::vector<Chunk>> SqliteMetadataStore::ListChunks(const std::string& co
   if (!s) return Fail(s.error());
   s->Bind(1, collection_id).Bind(2, generation).Bind(3, after_id).Bind(4, static_cast<std::int64_t>(limit));
   std::vector<Chunk> out;
-  while (true) {
-    auto row = s->Step();
-    if (!row) return Fail(row.error());
-    if (!*row) break;
-    out.push_back(ReadChunk(*s, with_embeddings));
-  }
+  if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadChunk(row, with_embeddings)); }); !st) return Fail(st.error());
   return out;
 }
 
