@@ -137,7 +137,7 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   namespace fs = std::filesystem;
   auto b = std::make_unique<Backend>();
   std::error_code ec;
-  b->data_dir = fs::absolute(settings.data_dir, ec);
+  b->data_dir = fs::absolute(settings.data_dir, ec).lexically_normal();
   fs::create_directories(b->data_dir / "spool", ec);
   if (ec) return Fail(Error::Unavailable("cannot create data directory " + b->data_dir.string() + ": " + ec.message()));
   health.Add("file_system", DirectoryWritableCheck(b->data_dir.string()));
