@@ -1,5 +1,7 @@
 #include "modulo/ingest/ingest_service.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "modulo/core/log.h"
@@ -290,7 +292,21 @@ Status IngestService::ReindexCollection(const jobs::Job& job, jobs::JobContext& 
 }
 
 void IngestService::OnJobFinished(const jobs::Job& job, jobs::JobState state, const std::string& error) {
-  if (job.kind != kIngestJob || (state != jobs::JobState::kDead && state != jobs::JobState::kFailed)) return;
+  if (state != jobs::JobState::kDead && state != jobs::JobState::kFailed) return;
+  if (job.kind == kReindexJob) {
+    // A reindex that will not run again is given up, so the collection can be reindexed later.
+    nlohmann::json p = nlohmann::json::parse(job.payload_json, nullptr, false);
+    if (!p.is_discarded() && p.contains("generation") && p["generation"].is_number_integer()) {
+      if (store_.AbortReindex(job.collection_id, p["generation"].get<std::int64_t>())) {
+        Publish(job.collection_id, job.id,
+                nlohmann::json{{"type", "reindex"}, {"collection_id", job.collection_id}, {"state", "failed"},
+                               {"error", error}}
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      }
+    }
+    return;
+  }
+  if (job.kind != kIngestJob) return;
   auto file = store_.GetFile(job.file_id);
   if (!file || file->status == store::FileStatus::kFailed || file->status == store::FileStatus::kCompleted) return;
   const std::string reason = state == jobs::JobState::kDead
@@ -321,6 +337,19 @@ Result<int> IngestService::Reconcile() {
     if (job->state == jobs::JobState::kDead || job->state == jobs::JobState::kFailed) {
       OnJobFinished(*job, job->state, job->error.empty() ? "processing stopped" : job->error);
       ++touched;
+    }
+  }
+  // Reindexes whose task is gone or finished without switching are given up.
+  auto collections = store_.ListCollections("");
+  if (collections) {
+    for (const auto& c : *collections) {
+      if (c.next_generation <= c.generation) continue;
+      auto tasks = queue_.ListForCollection(c.id);
+      if (!tasks) continue;
+      const bool live = std::any_of(tasks->begin(), tasks->end(), [](const jobs::Job& j) {
+        return j.kind == kReindexJob && (j.state == jobs::JobState::kQueued || j.state == jobs::JobState::kRunning);
+      });
+      if (!live && store_.AbortReindex(c.id, c.next_generation)) ++touched;
     }
   }
   if (touched > 0 && on_enqueued_) on_enqueued_();

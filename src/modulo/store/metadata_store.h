@@ -120,6 +120,8 @@ class MetadataStore {
                                                           const std::string& settings_json) = 0;
   // Atomically makes `generation` the one searches read and deletes every other generation.
   [[nodiscard]] virtual Status FinishReindex(const std::string& collection_id, std::int64_t generation) = 0;
+  // Gives up a reindex into `generation`: searches keep the current one, its chunks are removed.
+  [[nodiscard]] virtual Status AbortReindex(const std::string& collection_id, std::int64_t generation) = 0;
 
   // Adds a file; when the collection already holds a file with the same content hash, returns
   // that one and false instead of adding a duplicate.

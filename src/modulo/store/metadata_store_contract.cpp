@@ -165,6 +165,17 @@ TEST_P(MetadataStoreContract, ReindexBuildsANewGenerationAndSwitchesAtomically) 
   EXPECT_TRUE(store_->ListChunks(c->id, 1, 0, 100, false)->empty()) << "the old generation is gone";
   EXPECT_EQ(store_->FinishReindex(c->id, 2).error().code(), ErrorCode::kConflict);
   EXPECT_EQ(store_->BeginReindex("nope", "{}").error().code(), ErrorCode::kNotFound);
+
+  // An abandoned reindex can be given up, and a new one started.
+  auto third = store_->BeginReindex(c->id, "{}");
+  ASSERT_TRUE(third);
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, *third, Chunks(2), FileOutcome{}));
+  ASSERT_TRUE(store_->AbortReindex(c->id, *third));
+  EXPECT_EQ(store_->GetCollection(c->id)->next_generation, 0);
+  EXPECT_EQ(store_->GetCollection(c->id)->chunk_count, 5);
+  EXPECT_TRUE(store_->ListChunks(c->id, *third, 0, 100, false)->empty());
+  EXPECT_EQ(store_->AbortReindex(c->id, *third).error().code(), ErrorCode::kConflict);
+  EXPECT_TRUE(store_->BeginReindex(c->id, "{}"));
 }
 
 TEST_P(MetadataStoreContract, StatusUpdates) {

@@ -240,6 +240,24 @@ Status SqliteMetadataStore::FinishReindex(const std::string& collection_id, std:
   return tx->Commit();
 }
 
+Status SqliteMetadataStore::AbortReindex(const std::string& collection_id, std::int64_t generation) {
+  auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
+  auto up = c->Prepare(
+      "UPDATE collections SET next_generation = 0, updated_at = ? WHERE id = ? AND next_generation = ?");
+  if (!up) return Fail(up.error());
+  if (auto st = up->Bind(1, NowMs()).Bind(2, collection_id).Bind(3, generation).Run(); !st) return st;
+  if (c->Changes() == 0) {
+    return Fail(Error::Conflict("collection " + collection_id + " is not being reindexed into generation " +
+                                std::to_string(generation)));
+  }
+  auto del = c->Prepare("DELETE FROM chunks WHERE collection_id = ? AND generation = ?");
+  if (!del) return Fail(del.error());
+  if (auto st = del->Bind(1, collection_id).Bind(2, generation).Run(); !st) return st;
+  return tx->Commit();
+}
+
 Result<std::pair<FileRecord, bool>> SqliteMetadataStore::AddFile(const FileRecord& f) {
   auto c = db_.Acquire();
   auto tx = Transaction::Begin(*c);

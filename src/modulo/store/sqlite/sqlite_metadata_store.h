@@ -22,6 +22,7 @@ class SqliteMetadataStore final : public MetadataStore {
 
   Result<std::int64_t> BeginReindex(const std::string& collection_id, const std::string& settings_json) override;
   Status FinishReindex(const std::string& collection_id, std::int64_t generation) override;
+  Status AbortReindex(const std::string& collection_id, std::int64_t generation) override;
   Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) override;
   Result<FileRecord> GetFile(const std::string& file_id) override;
   Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) override;
