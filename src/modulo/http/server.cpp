@@ -396,6 +396,111 @@ bool IsDisconnect(const beast::error_code& ec) {
 
 }  // namespace
 
+namespace {
+
+// The outcome of reading a request body.
+struct BodyRead {
+  std::optional<Error> fail;  // an answer to send instead of running the handler
+  bool disconnected = false;  // the client went away: close without answering
+  bool read = false;          // the whole body was consumed
+};
+
+BodyRead BodyReadFailure(const beast::error_code& ec, std::size_t limit) {
+  BodyRead out;
+  if (ec == beast_http::error::body_limit) {
+    out.fail = Error::PayloadTooLarge("request body exceeds the limit of " + std::to_string(limit) + " bytes");
+  } else if (IsDisconnect(ec)) {
+    out.disconnected = true;
+  } else {
+    out.fail = Error::InvalidArgument("malformed request body: " + ec.message());
+  }
+  return out;
+}
+
+std::optional<Error> CheckDeclaredLength(const beast_http::request_parser<beast_http::empty_body>& hp,
+                                         std::size_t limit) {
+  if (hp.content_length() && *hp.content_length() > limit) {
+    return Error::PayloadTooLarge("request body of " + std::to_string(*hp.content_length()) +
+                                  " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
+  }
+  return std::nullopt;
+}
+
+// Reads the whole body into req.body, up to `limit` bytes (413 before reading when the declared
+// length is larger). Results are built in a named local and returned by name: g++ 12 destroys
+// a braced temporary in co_return twice.
+asio::awaitable<BodyRead> ReadBufferedBody(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                           beast_http::request_parser<beast_http::empty_body>& hp, std::size_t limit,
+                                           const ServerOptions& opt, Request& req) {
+  BodyRead out;
+  out.fail = CheckDeclaredLength(hp, limit);
+  if (out.fail) co_return out;
+  if (!(hp.chunked() || (hp.content_length() && *hp.content_length() > 0))) {
+    req.headers = std::move(hp.get().base());
+    out.read = true;
+    co_return out;
+  }
+  beast::error_code ec;
+  co_await SendContinueIfExpected(stream, hp.get(), ec);
+  beast_http::request_parser<beast_http::string_body> bp(std::move(hp));
+  bp.body_limit(limit);
+  stream.expires_after(opt.body_timeout);
+  co_await beast_http::async_read(stream, buffer, bp, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    out = BodyReadFailure(ec, limit);
+    co_return out;
+  }
+  req.body = std::move(bp.get().body());
+  req.headers = std::move(bp.get().base());
+  out.read = true;
+  co_return out;
+}
+
+// Streams a multipart/form-data body into files under opt.spool_dir (req.files) and fields
+// (req.form), checking the content type (415) and the limit (413) first.
+asio::awaitable<BodyRead> ReadMultipartBody(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                            beast_http::request_parser<beast_http::empty_body>& hp,
+                                            std::size_t limit, const ServerOptions& opt, Request& req) {
+  BodyRead out;
+  auto boundary = MultipartBoundary(hp.get()[beast_http::field::content_type]);
+  if (!boundary) {
+    out.fail = boundary.error();
+    co_return out;
+  }
+  out.fail = CheckDeclaredLength(hp, limit);
+  if (out.fail) co_return out;
+  beast::error_code ec;
+  co_await SendContinueIfExpected(stream, hp.get(), ec);
+  beast_http::request_parser<beast_http::buffer_body> bp(std::move(hp));
+  bp.body_limit(limit);
+  MultipartParser mp(*boundary, opt.spool_dir);
+  std::vector<char> chunk(64 * 1024);
+  Status st;
+  while (!ec && st && !bp.is_done()) {
+    bp.get().body().data = chunk.data();
+    bp.get().body().size = chunk.size();
+    stream.expires_after(opt.body_timeout);  // per read: an idle timeout, not a total one
+    co_await beast_http::async_read_some(stream, buffer, bp, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == beast_http::error::need_buffer) ec = {};
+    if (!ec) st = mp.Feed(std::string_view(chunk.data(), chunk.size() - bp.get().body().size));
+  }
+  if (ec) {
+    out = BodyReadFailure(ec, limit);
+  } else if (!st) {
+    out.fail = st.error();
+  } else if (auto fin = mp.Finish(); !fin) {
+    out.fail = fin.error();
+  } else {
+    req.files = mp.ReleaseFiles();
+    req.form = mp.ReleaseFields();
+    req.headers = std::move(bp.get().base());
+    out.read = true;
+  }
+  co_return out;
+}
+
+}  // namespace
+
 asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
   std::uint64_t conn_id = 0;
   auto handle = Register(conn_id, socket.get_executor());
@@ -456,7 +561,8 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
         }
         break;
       }
-      auto& header = hp.get();
+      auto& header = hp.get();  // valid until the body parser takes over `hp`
+      const std::string method_string(header.method_string());
       Request req;
       req.method = header.method();
       req.target = std::string(header.target());
@@ -484,13 +590,12 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
       } else if (match.route == nullptr && !match.allowed.empty()) {
         std::string allow;
         for (auto v : match.allowed) allow += (allow.empty() ? "" : ", ") + std::string(MethodLabel(v));
-        res = Response::FromError(Error(ErrorCode::kMethodNotAllowed, "method " +
-                                                                          std::string(header.method_string()) +
+        res = Response::FromError(Error(ErrorCode::kMethodNotAllowed, "method " + method_string +
                                                                           " not allowed on " + req.path +
                                                                           "; allowed: " + allow));
         res.WithHeader("Allow", allow);
       } else if (match.route == nullptr) {
-        fail = Error::NotFound("no route for " + std::string(header.method_string()) + " " + req.path);
+        fail = Error::NotFound("no route for " + method_string + " " + req.path);
       } else {
         const Route& route = *match.route;
         endpoint = route.path;
@@ -512,72 +617,19 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
           res = Response::FromError(Error::InvalidArgument("this route only speaks WebSocket; send an Upgrade"));
           res.status = beast_http::status::upgrade_required;
           res.WithHeader("Upgrade", "websocket");
-        } else if (route.body == BodyKind::kMultipart) {
-          const std::size_t limit = route.max_body_bytes ? route.max_body_bytes : opt.max_upload_bytes;
-          auto boundary = MultipartBoundary(header[beast_http::field::content_type]);
-          if (!boundary) {
-            fail = boundary.error();
-          } else if (hp.content_length() && *hp.content_length() > limit) {
-            fail = Error::PayloadTooLarge("request body of " + std::to_string(*hp.content_length()) +
-                                          " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
-          } else {
-            co_await SendContinueIfExpected(stream, header, ec);
-            beast_http::request_parser<beast_http::buffer_body> bp(std::move(hp));
-            bp.body_limit(limit);
-            MultipartParser mp(*boundary, opt.spool_dir);
-            std::vector<char> chunk(64 * 1024);
-            Status st;
-            while (!ec && st && !bp.is_done()) {
-              bp.get().body().data = chunk.data();
-              bp.get().body().size = chunk.size();
-              stream.expires_after(opt.body_timeout);
-              co_await beast_http::async_read_some(stream, buffer, bp,
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-              if (ec == beast_http::error::need_buffer) ec = {};
-              if (!ec) st = mp.Feed(std::string_view(chunk.data(), chunk.size() - bp.get().body().size));
-            }
-            if (ec == beast_http::error::body_limit) {
-              fail = Error::PayloadTooLarge("request body exceeds the limit of " + std::to_string(limit) + " bytes");
-            } else if (ec && IsDisconnect(ec)) {
-              break;
-            } else if (ec) {
-              fail = Error::InvalidArgument("malformed request body: " + ec.message());
-            } else if (!st) {
-              fail = st.error();
-            } else if (auto fin = mp.Finish(); !fin) {
-              fail = fin.error();
-            } else {
-              body_read = true;
-              req.files = mp.ReleaseFiles();
-              req.form = mp.ReleaseFields();
-              req.headers = std::move(bp.get().base());
-            }
-          }
         } else {
-          const std::size_t limit = route.max_body_bytes ? route.max_body_bytes : opt.max_body_bytes;
-          if (hp.content_length() && *hp.content_length() > limit) {
-            fail = Error::PayloadTooLarge("request body of " + std::to_string(*hp.content_length()) +
-                                          " bytes exceeds the limit of " + std::to_string(limit) + " bytes");
-          } else if (body_pending) {
-            co_await SendContinueIfExpected(stream, header, ec);
-            beast_http::request_parser<beast_http::string_body> bp(std::move(hp));
-            bp.body_limit(limit);
-            stream.expires_after(opt.body_timeout);
-            co_await beast_http::async_read(stream, buffer, bp, asio::redirect_error(asio::use_awaitable, ec));
-            if (ec == beast_http::error::body_limit) {
-              fail = Error::PayloadTooLarge("request body exceeds the limit of " + std::to_string(limit) + " bytes");
-            } else if (ec && IsDisconnect(ec)) {
-              break;
-            } else if (ec) {
-              fail = Error::InvalidArgument("malformed request body: " + ec.message());
-            } else {
-              body_read = true;
-              req.body = std::move(bp.get().body());
-              req.headers = std::move(bp.get().base());
-            }
+          const bool multipart = route.body == BodyKind::kMultipart;
+          const std::size_t limit =
+              route.max_body_bytes ? route.max_body_bytes : (multipart ? opt.max_upload_bytes : opt.max_body_bytes);
+          BodyRead body;
+          if (multipart) {
+            body = co_await ReadMultipartBody(stream, buffer, hp, limit, opt, req);
           } else {
-            req.headers = std::move(hp.get().base());
+            body = co_await ReadBufferedBody(stream, buffer, hp, limit, opt, req);
           }
+          if (body.disconnected) break;
+          fail = body.fail;
+          body_read = body_read || body.read;
         }
         if (!fail && res.body.empty() && res.status == beast_http::status::ok) {
           try {
@@ -662,7 +714,7 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
       durations.With({method, endpoint}).Observe(seconds);
       if (opt.access_log) {
         log::Info("request", {{"request_id", req.request_id},
-                              {"method", header.method_string()},
+                              {"method", method_string},
                               {"route", endpoint},
                               {"path", req.path},
                               {"status", static_cast<std::int64_t>(status_code)},
