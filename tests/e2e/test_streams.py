@@ -40,9 +40,12 @@ def test_event_stream_opens_with_the_event_stream_content_type(server):
 def test_json_logs_carry_the_request_id(start_server):
     server = start_server("--log-format", "json")
     requests.get(server.url + "/health", headers={"X-Request-ID": "trace-me-1"})
+    requests.post(server.url + "/v1/embeddings", json={"input": "x"}, headers={"X-Request-ID": "trace-me-2"})
     server.stop()
     lines = [json.loads(l) for l in server.log().splitlines() if l.strip()]
     access = [l for l in lines if l.get("request_id") == "trace-me-1"]
     assert access and access[0]["msg"] == "request"
     assert access[0]["route"] == "/health" and access[0]["status"] == 200
     assert "duration_ms" in access[0] and "bytes" in access[0]
+    post = [l for l in lines if l.get("request_id") == "trace-me-2" and l["msg"] == "request"]
+    assert post and post[0]["method"] == "POST" and post[0]["route"] == "/v1/embeddings", post
