@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "modulo/core/clock.h"
 #include "modulo/http/json_body.h"
 
 namespace modulo::api {
@@ -16,16 +17,6 @@ using http::Response;
 using http::Route;
 using status = http::beast_http::status;
 using json = nlohmann::json;
-
-std::string Iso8601(std::int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
 
 json FileJson(const store::FileRecord& f) {
   json warnings = json::parse(f.warnings_json, nullptr, false);
@@ -43,8 +34,8 @@ json FileJson(const store::FileRecord& f) {
           {"error", f.error.empty() ? json(nullptr) : json(f.error)},
           {"warnings", warnings.is_discarded() ? json::array() : warnings},
           {"task_id", f.task_id},
-          {"created_at", Iso8601(f.created_at_ms)},
-          {"updated_at", Iso8601(f.updated_at_ms)}};
+          {"created_at", FormatTimestamp(f.created_at_ms)},
+          {"updated_at", FormatTimestamp(f.updated_at_ms)}};
 }
 
 std::string VectorDbName(const store::Collection& c) {
@@ -71,8 +62,8 @@ json CollectionJson(const store::Collection& c, const std::vector<store::FileRec
               {"reindexing", c.next_generation > c.generation},
               {"file_count", c.file_count},
               {"chunk_count", c.chunk_count},
-              {"created_at", Iso8601(c.created_at_ms)},
-              {"updated_at", Iso8601(c.updated_at_ms)}};
+              {"created_at", FormatTimestamp(c.created_at_ms)},
+              {"updated_at", FormatTimestamp(c.updated_at_ms)}};
   if (files != nullptr) {
     json arr = json::array();
     for (const auto& f : *files) {
@@ -99,9 +90,9 @@ json TaskJson(const jobs::Job& j) {
           {"error", j.error.empty() ? json(nullptr) : json(j.error)},
           {"collection_id", j.collection_id.empty() ? json(nullptr) : json(j.collection_id)},
           {"file_id", j.file_id.empty() ? json(nullptr) : json(j.file_id)},
-          {"next_attempt_at", j.state == jobs::JobState::kQueued ? json(Iso8601(j.run_after_ms)) : json(nullptr)},
-          {"created_at", Iso8601(j.created_at_ms)},
-          {"updated_at", Iso8601(j.updated_at_ms)}};
+          {"next_attempt_at", j.state == jobs::JobState::kQueued ? json(FormatTimestamp(j.run_after_ms)) : json(nullptr)},
+          {"created_at", FormatTimestamp(j.created_at_ms)},
+          {"updated_at", FormatTimestamp(j.updated_at_ms)}};
 }
 
 json Doc(const std::string& description) {
@@ -216,9 +207,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
       const std::string id = req.PathParam("collection_id");
       auto st = co_await RunOn(app.blocking_pool, [&] { return svc.store.DeleteCollection(id); });
       if (!st) co_return ErrorResponse(st.error());
-      Response res;
-      res.status = status::no_content;
-      co_return res;
+      co_return Response::NoContent();
     };
     router.Add(std::move(r));
   }
@@ -320,9 +309,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
         return {};
       });
       if (!st) co_return ErrorResponse(st.error());
-      Response res;
-      res.status = status::no_content;
-      co_return res;
+      co_return Response::NoContent();
     };
     router.Add(std::move(r));
   }

@@ -3,6 +3,8 @@
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
 #include <boost/asio/use_awaitable.hpp>
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -20,24 +22,9 @@ namespace asio = boost::asio;
 constexpr std::size_t kBatchedInputBytes = 1024;
 
 std::string Base64(const unsigned char* data, std::size_t n) {
-  static constexpr char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    const unsigned v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
-    out += kTable[v >> 18];
-    out += kTable[(v >> 12) & 63];
-    out += kTable[(v >> 6) & 63];
-    out += kTable[v & 63];
-  }
-  if (i < n) {
-    const unsigned v = (data[i] << 16) | (i + 1 < n ? data[i + 1] << 8 : 0);
-    out += kTable[v >> 18];
-    out += kTable[(v >> 12) & 63];
-    out += i + 1 < n ? kTable[(v >> 6) & 63] : '=';
-    out += '=';
-  }
+  std::string out(4 * ((n + 2) / 3), '\0');
+  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+  out.resize(static_cast<std::size_t>(len));
   return out;
 }
 

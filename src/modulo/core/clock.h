@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace modulo {
 
@@ -10,5 +11,8 @@ namespace modulo {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// "2026-11-27T01:48:37.123Z" (UTC, milliseconds) for a time in NowMs() units.
+[[nodiscard]] std::string FormatTimestamp(std::int64_t ms);
 
 }  // namespace modulo

@@ -1,5 +1,7 @@
 #include "modulo/core/log.h"
 
+#include "modulo/core/clock.h"
+
 #include <spdlog/async.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -70,18 +72,7 @@ spdlog::level::level_enum ToSpd(Level l) {
   return spdlog::level::info;
 }
 
-void AppendTimestamp(std::string& out) {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
-  const std::time_t t = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  out += buf;
-}
+void AppendTimestamp(std::string& out) { out += FormatTimestamp(NowMs()); }
 
 // Text values are quoted when they contain spaces, quotes, '=' or control characters.
 void AppendTextValue(std::string& out, std::string_view v) {

@@ -49,6 +49,12 @@ Response Response::FromError(const Error& e) {
   return r;
 }
 
+Response Response::NoContent() {
+  Response r;
+  r.status = beast_http::status::no_content;
+  return r;
+}
+
 Response Response::EventStream(std::function<boost::asio::awaitable<void>(SseWriter&)> producer) {
   Response r;
   r.content_type = "text/event-stream";

@@ -78,6 +78,7 @@ struct Response {
   static Response Json(const nlohmann::json& j, beast_http::status s = beast_http::status::ok);
   static Response Text(std::string body, std::string content_type, beast_http::status s = beast_http::status::ok);
   static Response FromError(const Error& e);
+  static Response NoContent();
   static Response EventStream(std::function<boost::asio::awaitable<void>(SseWriter&)> producer);
   Response& WithHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -357,14 +357,11 @@ Result<int> IngestService::Reconcile() {
 }
 
 Status IngestService::RefreshCollectionStatus(const std::string& collection_id) {
-  auto files = store_.ListFiles(collection_id);
-  if (!files) return Fail(files.error());
-  bool pending = false, any_completed = false, any_failed = false;
-  for (const auto& f : *files) {
-    pending = pending || f.status == store::FileStatus::kQueued || f.status == store::FileStatus::kProcessing;
-    any_completed = any_completed || f.status == store::FileStatus::kCompleted;
-    any_failed = any_failed || f.status == store::FileStatus::kFailed;
-  }
+  auto counts = store_.CountFilesByStatus(collection_id);
+  if (!counts) return Fail(counts.error());
+  auto n = [&](store::FileStatus st) { return counts->contains(st) ? counts->at(st) : 0; };
+  const bool pending = n(store::FileStatus::kQueued) + n(store::FileStatus::kProcessing) > 0;
+  const bool any_failed = n(store::FileStatus::kFailed) > 0, any_completed = n(store::FileStatus::kCompleted) > 0;
   const auto status = pending                        ? store::CollectionStatus::kProcessing
                       : (any_failed && !any_completed) ? store::CollectionStatus::kError
                                                        : store::CollectionStatus::kCompleted;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -128,6 +129,9 @@ class MetadataStore {
   [[nodiscard]] virtual Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) = 0;
   [[nodiscard]] virtual Result<FileRecord> GetFile(const std::string& file_id) = 0;
   [[nodiscard]] virtual Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) = 0;
+  // How many files of a collection are in each status (statuses with none are absent).
+  [[nodiscard]] virtual Result<std::map<FileStatus, std::int64_t>> CountFilesByStatus(
+      const std::string& collection_id) = 0;
   // Files in any of `statuses`, across all collections (for crash recovery sweeps).
   [[nodiscard]] virtual Result<std::vector<FileRecord>> ListFilesWithStatus(const std::vector<FileStatus>& statuses) = 0;
   [[nodiscard]] virtual Status DeleteFile(const std::string& file_id) = 0;

@@ -193,6 +193,11 @@ TEST_P(MetadataStoreContract, StatusUpdates) {
   ASSERT_EQ(failed->size(), 1u);
   EXPECT_EQ((*failed)[0].id, f->first.id);
   EXPECT_EQ(store_->ListFilesWithStatus({FileStatus::kQueued, FileStatus::kFailed})->size(), 2u);
+  auto counts = store_->CountFilesByStatus(c->id);
+  ASSERT_TRUE(counts);
+  EXPECT_EQ((*counts)[FileStatus::kFailed], 1);
+  EXPECT_EQ((*counts)[FileStatus::kQueued], 1);
+  EXPECT_FALSE(counts->contains(FileStatus::kCompleted));
   EXPECT_TRUE(store_->Ping());
 }
 

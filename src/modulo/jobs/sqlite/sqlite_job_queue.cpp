@@ -63,12 +63,7 @@ Result<Job> GetWith(Connection& c, const std::string& id) {
   auto s = c.Prepare(std::string("SELECT ") + kColumns + " FROM jobs WHERE id = ?");
   if (!s) return modulo::Fail(s.error());
   s->Bind(1, id);
-  auto row = s->Step();
-  if (!row) return modulo::Fail(row.error());
-  if (!*row) return modulo::Fail(Error::NotFound("task " + id + " not found"));
-  Job j = ReadJob(*s);
-  s->Reset();
-  return j;
+  return s->One(ReadJob, Error::NotFound("task " + id + " not found"));
 }
 
 // Checks that `worker` holds the lease of a running job.

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -49,6 +50,17 @@ class Statement {
   [[nodiscard]] std::span<const std::byte> Blob(int col) const;
 
   void Reset();
+
+  // Reads the first row with fn(*this); `not_found` when there is none.
+  template <typename F>
+  [[nodiscard]] auto One(F&& fn, Error not_found) -> Result<std::invoke_result_t<F, const Statement&>> {
+    auto row = Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return Fail(std::move(not_found));
+    auto out = fn(static_cast<const Statement&>(*this));
+    Reset();
+    return out;
+  }
 
   // Steps through every row, calling fn(*this) for each.
   template <typename F>

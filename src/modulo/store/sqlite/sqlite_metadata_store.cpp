@@ -95,12 +95,7 @@ Result<std::string> CollectionOfFile(Connection& c, const std::string& file_id) 
   auto q = c.Prepare("SELECT collection_id FROM files WHERE id = ?");
   if (!q) return Fail(q.error());
   q->Bind(1, file_id);
-  auto row = q->Step();
-  if (!row) return Fail(row.error());
-  if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
-  std::string id = q->Text(0);
-  q->Reset();
-  return id;
+  return q->One([](const Statement& row) { return row.Text(0); }, Error::NotFound("file " + file_id + " not found"));
 }
 
 Status BumpVersion(Connection& c, const std::string& collection_id, std::int64_t now) {
@@ -153,12 +148,7 @@ Result<Collection> SqliteMetadataStore::GetCollection(const std::string& id) {
   auto s = c->Prepare(std::string("SELECT ") + kCollectionColumns + " FROM collections c WHERE c.id = ?");
   if (!s) return Fail(s.error());
   s->Bind(1, id);
-  auto row = s->Step();
-  if (!row) return Fail(row.error());
-  if (!*row) return Fail(Error::NotFound("collection " + id + " not found"));
-  Collection out = ReadCollection(*s);
-  s->Reset();
-  return out;
+  return s->One(ReadCollection, Error::NotFound("collection " + id + " not found"));
 }
 
 Result<std::vector<Collection>> SqliteMetadataStore::ListCollections(const std::string& owner_id) {
@@ -313,12 +303,7 @@ Result<FileRecord> SqliteMetadataStore::GetFile(const std::string& file_id) {
   auto s = c->Prepare(std::string("SELECT ") + kFileColumns + " FROM files WHERE id = ?");
   if (!s) return Fail(s.error());
   s->Bind(1, file_id);
-  auto row = s->Step();
-  if (!row) return Fail(row.error());
-  if (!*row) return Fail(Error::NotFound("file " + file_id + " not found"));
-  FileRecord f = ReadFile(*s);
-  s->Reset();
-  return f;
+  return s->One(ReadFile, Error::NotFound("file " + file_id + " not found"));
 }
 
 Result<std::vector<FileRecord>> SqliteMetadataStore::ListFiles(const std::string& collection_id) {
@@ -329,6 +314,21 @@ Result<std::vector<FileRecord>> SqliteMetadataStore::ListFiles(const std::string
   s->Bind(1, collection_id);
   std::vector<FileRecord> out;
   if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadFile(row)); }); !st) return Fail(st.error());
+  return out;
+}
+
+Result<std::map<FileStatus, std::int64_t>> SqliteMetadataStore::CountFilesByStatus(const std::string& collection_id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare("SELECT status, COUNT(*) FROM files WHERE collection_id = ? GROUP BY status");
+  if (!s) return Fail(s.error());
+  s->Bind(1, collection_id);
+  std::map<FileStatus, std::int64_t> out;
+  if (auto st = s->ForEachRow([&](const Statement& row) {
+        if (auto status = ParseFileStatus(row.Text(0))) out[*status] = row.Int(1);
+      });
+      !st) {
+    return Fail(st.error());
+  }
   return out;
 }
 

@@ -26,6 +26,7 @@ class SqliteMetadataStore final : public MetadataStore {
   Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) override;
   Result<FileRecord> GetFile(const std::string& file_id) override;
   Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) override;
+  Result<std::map<FileStatus, std::int64_t>> CountFilesByStatus(const std::string& collection_id) override;
   Result<std::vector<FileRecord>> ListFilesWithStatus(const std::vector<FileStatus>& statuses) override;
   Status DeleteFile(const std::string& file_id) override;
   Status SetFileStatus(const std::string& file_id, FileStatus status, const std::string& error) override;
