@@ -93,6 +93,14 @@ struct Chunk {
   std::optional<std::int32_t> parent_number;  // hierarchical chunking: the parent's chunk_number
   bool is_parent = false;                     // parents are returned as context, not indexed
   std::vector<float> embedding;               // empty for parents
+  std::string source;                         // its file's name; filled by GetChunks only
+};
+
+// A chunk that left a (collection, generation): the change feed indexes replay. `seq` grows with
+// every removal, in commit order.
+struct RemovedChunk {
+  std::int64_t seq = 0;
+  std::int64_t chunk_id = 0;
 };
 
 // What ReplaceFileChunks sets on the file alongside its chunks.
@@ -110,6 +118,9 @@ class MetadataStore {
 
   [[nodiscard]] virtual Result<Collection> CreateCollection(const NewCollection& c) = 0;
   [[nodiscard]] virtual Result<Collection> GetCollection(const std::string& id) = 0;
+  // The collection without file_count and chunk_count (left 0): one indexed row read, for the
+  // search path.
+  [[nodiscard]] virtual Result<Collection> GetCollectionState(const std::string& id) = 0;
   // All collections of `owner_id`, or of everyone when empty; newest first.
   [[nodiscard]] virtual Result<std::vector<Collection>> ListCollections(const std::string& owner_id) = 0;
   [[nodiscard]] virtual Status DeleteCollection(const std::string& id) = 0;
@@ -142,11 +153,27 @@ class MetadataStore {
   // on the file; bumps the collection version. Chunk ids in `chunks` are ignored and assigned.
   [[nodiscard]] virtual Status ReplaceFileChunks(const std::string& file_id, std::int64_t generation,
                                                  std::vector<Chunk> chunks, const FileOutcome& outcome) = 0;
+  // The change feed that derived indexes replay (see docs/architecture.md, "Indexes"):
+  // chunk ids grow in commit order and are never reused, so "chunks with id > the last one seen"
+  // are the additions, and ListRemovedChunks gives the removals.
+  //
   // Chunks of a collection's generation with id > after_id, in id order, at most `limit`.
   [[nodiscard]] virtual Result<std::vector<Chunk>> ListChunks(const std::string& collection_id,
                                                               std::int64_t generation, std::int64_t after_id,
                                                               std::size_t limit, bool with_embeddings) = 0;
+  // Chunks removed from a collection's generation (by a file replaced or deleted, a reindex or an
+  // aborted one) with seq > after_seq, in seq order, at most `limit`.
+  [[nodiscard]] virtual Result<std::vector<RemovedChunk>> ListRemovedChunks(const std::string& collection_id,
+                                                                           std::int64_t generation,
+                                                                           std::int64_t after_seq,
+                                                                           std::size_t limit) = 0;
+  // The chunks with these ids (absent ids skipped), without embeddings, with `source` set, in the
+  // order of `ids`. One round trip.
   [[nodiscard]] virtual Result<std::vector<Chunk>> GetChunks(const std::vector<std::int64_t>& ids) = 0;
+  // Chunks of (file, generation) by chunk number (hierarchical expansion: a hit's parent).
+  [[nodiscard]] virtual Result<std::vector<Chunk>> GetChunksByNumber(const std::string& file_id,
+                                                                     std::int64_t generation,
+                                                                     const std::vector<std::int32_t>& numbers) = 0;
 
   // Liveness of the store for /ready.
   [[nodiscard]] virtual Status Ping() = 0;

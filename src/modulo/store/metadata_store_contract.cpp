@@ -125,6 +125,78 @@ TEST_P(MetadataStoreContract, ReplaceFileChunksIsIdempotentAndBumpsTheVersion) {
   EXPECT_EQ(store_->ListChunks(c->id, 1, 0, 100, false)->size(), 5u);
 }
 
+TEST_P(MetadataStoreContract, ChangeFeedReplaysAdditionsAndRemovals) {
+  auto c = store_->CreateCollection(Named("feed"));
+  auto f = store_->AddFile(FileIn(c->id, "h"));
+  auto g = store_->AddFile(FileIn(c->id, "h2"));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(3), FileOutcome{}));
+  ASSERT_TRUE(store_->ReplaceFileChunks(g->first.id, 1, Chunks(2), FileOutcome{}));
+  // A replica of the index: everything so far.
+  std::set<std::int64_t> replica;
+  std::int64_t last_id = 0, last_seq = 0;
+  auto replay = [&] {
+    auto added = store_->ListChunks(c->id, 1, last_id, 1000, false);
+    ASSERT_TRUE(added);
+    for (const auto& k : *added) {
+      replica.insert(k.id);
+      last_id = k.id;
+    }
+    auto removed = store_->ListRemovedChunks(c->id, 1, last_seq, 1000);
+    ASSERT_TRUE(removed) << removed.error().ToString();
+    for (const auto& r : *removed) {
+      EXPECT_GT(r.seq, last_seq) << "seq grows";
+      replica.erase(r.chunk_id);
+      last_seq = r.seq;
+    }
+  };
+  auto truth = [&] {
+    std::set<std::int64_t> ids;
+    auto all = store_->ListChunks(c->id, 1, 0, 1000, false);
+    for (const auto& k : *all) ids.insert(k.id);
+    return ids;
+  };
+  replay();
+  EXPECT_EQ(replica.size(), 5u);
+  // Replace one file (a retried job), delete the other: the replay follows.
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(4), FileOutcome{}));
+  ASSERT_TRUE(store_->DeleteFile(g->first.id));
+  replay();
+  EXPECT_EQ(replica, truth());
+  EXPECT_EQ(replica.size(), 4u);
+  // Removals in another generation do not appear in this one.
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 2, Chunks(2), FileOutcome{}));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 2, Chunks(2), FileOutcome{}));
+  EXPECT_TRUE(store_->ListRemovedChunks(c->id, 1, last_seq, 1000)->empty());
+  EXPECT_EQ(store_->ListRemovedChunks(c->id, 2, 0, 1000)->size(), 2u);
+  EXPECT_EQ(store_->ListRemovedChunks(c->id, 1, 0, 2)->size(), 2u) << "limit";
+}
+
+TEST_P(MetadataStoreContract, ChunkLookupsKeepTheAskedOrderAndNameTheSource) {
+  auto c = store_->CreateCollection(Named("lookup"));
+  auto f = store_->AddFile(FileIn(c->id, "h"));
+  ASSERT_TRUE(store_->ReplaceFileChunks(f->first.id, 1, Chunks(4), FileOutcome{}));
+  auto all = store_->ListChunks(c->id, 1, 0, 100, false);
+  ASSERT_EQ(all->size(), 4u);
+  auto got = store_->GetChunks({(*all)[3].id, 123456789, (*all)[0].id});
+  ASSERT_TRUE(got) << got.error().ToString();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].id, (*all)[3].id);
+  EXPECT_EQ((*got)[1].id, (*all)[0].id);
+  EXPECT_EQ((*got)[0].source, "../weird\xe2\x80\x8b name.pdf");
+  EXPECT_TRUE((*got)[0].embedding.empty());
+  EXPECT_TRUE(store_->GetChunks({})->empty());
+  auto by_number = store_->GetChunksByNumber(f->first.id, 1, {2, 0, 99});
+  ASSERT_TRUE(by_number);
+  ASSERT_EQ(by_number->size(), 2u);
+  EXPECT_EQ((*by_number)[0].chunk_number, 0);
+  EXPECT_EQ((*by_number)[1].text, "chunk 2");
+  auto state = store_->GetCollectionState(c->id);
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->version, store_->GetCollection(c->id)->version);
+  EXPECT_EQ(state->generation, 1);
+  EXPECT_EQ(store_->GetCollectionState("nope").error().code(), ErrorCode::kNotFound);
+}
+
 TEST_P(MetadataStoreContract, DeletingCascades) {
   auto c = store_->CreateCollection(Named("cascade"));
   auto f = store_->AddFile(FileIn(c->id, "h"));

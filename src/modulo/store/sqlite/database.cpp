@@ -92,6 +92,20 @@ CREATE INDEX jobs_by_collection ON jobs (collection_id);
     R"sql(
 ALTER TABLE collections ADD COLUMN next_generation INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 4: the removal half of the change feed that in-memory indexes replay
+    R"sql(
+CREATE TABLE chunk_tombstones (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  collection_id TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  chunk_id INTEGER NOT NULL
+);
+CREATE INDEX chunk_tombstones_by_collection ON chunk_tombstones (collection_id, generation, seq);
+CREATE TRIGGER chunks_tombstone AFTER DELETE ON chunks BEGIN
+  INSERT INTO chunk_tombstones (collection_id, generation, chunk_id)
+  VALUES (OLD.collection_id, OLD.generation, OLD.id);
+END;
+)sql",
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 

@@ -1,10 +1,12 @@
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
 
 #include <chrono>
+#include <cstring>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
 
 #include "modulo/core/clock.h"
-#include <cstring>
-
 #include "modulo/core/request_id.h"
 
 namespace modulo::store::sqlite {
@@ -17,6 +19,10 @@ constexpr const char* kCollectionColumns =
     "(SELECT COUNT(*) FROM files f WHERE f.collection_id = c.id), "
     "(SELECT COUNT(*) FROM chunks k WHERE k.collection_id = c.id AND k.generation = c.generation "
     "AND k.is_parent = 0), c.next_generation";
+// The same row without the two counts.
+constexpr const char* kCollectionStateColumns =
+    "c.id, c.name, c.description, c.owner_id, c.status, c.is_private, c.settings, c.embedding_model, "
+    "c.generation, c.version, c.created_at, c.updated_at, 0, 0, c.next_generation";
 
 Collection ReadCollection(const Statement& s) {
   Collection c;
@@ -66,6 +72,10 @@ FileRecord ReadFile(const Statement& s) {
 constexpr const char* kChunkColumns =
     "id, collection_id, file_id, generation, chunk_number, text, page_number, section_path, char_start, char_end, "
     "token_count, parent_number, is_parent";
+// kChunkColumns qualified for a join with files, then no embedding, then the file's name.
+constexpr const char* kChunkWithSourceColumns =
+    "k.id, k.collection_id, k.file_id, k.generation, k.chunk_number, k.text, k.page_number, k.section_path, "
+    "k.char_start, k.char_end, k.token_count, k.parent_number, k.is_parent, NULL, f.filename";
 
 Chunk ReadChunk(const Statement& s, bool with_embedding) {
   Chunk k;
@@ -151,6 +161,14 @@ Result<Collection> SqliteMetadataStore::GetCollection(const std::string& id) {
   return s->One(ReadCollection, Error::NotFound("collection " + id + " not found"));
 }
 
+Result<Collection> SqliteMetadataStore::GetCollectionState(const std::string& id) {
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kCollectionStateColumns + " FROM collections c WHERE c.id = ?");
+  if (!s) return Fail(s.error());
+  s->Bind(1, id);
+  return s->One(ReadCollection, Error::NotFound("collection " + id + " not found"));
+}
+
 Result<std::vector<Collection>> SqliteMetadataStore::ListCollections(const std::string& owner_id) {
   auto c = db_.Acquire();
   auto s = c->Prepare(std::string("SELECT ") + kCollectionColumns +
@@ -164,11 +182,17 @@ Result<std::vector<Collection>> SqliteMetadataStore::ListCollections(const std::
 
 Status SqliteMetadataStore::DeleteCollection(const std::string& id) {
   auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);
+  if (!tx) return Fail(tx.error());
   auto s = c->Prepare("DELETE FROM collections WHERE id = ?");
   if (!s) return Fail(s.error());
   if (auto st = s->Bind(1, id).Run(); !st) return st;
   if (c->Changes() == 0) return Fail(Error::NotFound("collection " + id + " not found"));
-  return {};
+  // The cascade left a tombstone per chunk; indexes of a deleted collection are dropped whole.
+  auto t = c->Prepare("DELETE FROM chunk_tombstones WHERE collection_id = ?");
+  if (!t) return Fail(t.error());
+  if (auto st = t->Bind(1, id).Run(); !st) return st;
+  return tx->Commit();
 }
 
 Status SqliteMetadataStore::SetCollectionStatus(const std::string& id, CollectionStatus status) {
@@ -227,6 +251,10 @@ Status SqliteMetadataStore::FinishReindex(const std::string& collection_id, std:
   auto del = c->Prepare("DELETE FROM chunks WHERE collection_id = ? AND generation <> ?");
   if (!del) return Fail(del.error());
   if (auto st = del->Bind(1, collection_id).Bind(2, generation).Run(); !st) return st;
+  // Indexes of the replaced generations are dropped whole, so their removals need no replay.
+  auto t = c->Prepare("DELETE FROM chunk_tombstones WHERE collection_id = ? AND generation <> ?");
+  if (!t) return Fail(t.error());
+  if (auto st = t->Bind(1, collection_id).Bind(2, generation).Run(); !st) return st;
   return tx->Commit();
 }
 
@@ -445,20 +473,65 @@ Result<std::vector<Chunk>> SqliteMetadataStore::ListChunks(const std::string& co
   return out;
 }
 
-Result<std::vector<Chunk>> SqliteMetadataStore::GetChunks(const std::vector<std::int64_t>& ids) {
+Result<std::vector<RemovedChunk>> SqliteMetadataStore::ListRemovedChunks(const std::string& collection_id,
+                                                                        std::int64_t generation,
+                                                                        std::int64_t after_seq, std::size_t limit) {
   auto c = db_.Acquire();
-  std::vector<Chunk> out;
-  out.reserve(ids.size());
-  auto s = c->Prepare(std::string("SELECT ") + kChunkColumns + ", NULL FROM chunks WHERE id = ?");
+  auto s = c->Prepare(
+      "SELECT seq, chunk_id FROM chunk_tombstones WHERE collection_id = ? AND generation = ? AND seq > ? "
+      "ORDER BY seq LIMIT ?");
   if (!s) return Fail(s.error());
-  for (auto id : ids) {
-    s->Reset();
-    s->Bind(1, id);
-    auto row = s->Step();
-    if (!row) return Fail(row.error());
-    if (*row) out.push_back(ReadChunk(*s, false));
+  s->Bind(1, collection_id).Bind(2, generation).Bind(3, after_seq).Bind(4, static_cast<std::int64_t>(limit));
+  std::vector<RemovedChunk> out;
+  if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back({row.Int(0), row.Int(1)}); }); !st) {
+    return Fail(st.error());
   }
-  s->Reset();
+  return out;
+}
+
+Result<std::vector<Chunk>> SqliteMetadataStore::GetChunks(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return std::vector<Chunk>{};
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kChunkWithSourceColumns +
+                      " FROM chunks k JOIN files f ON f.id = k.file_id WHERE k.id IN (SELECT value FROM json_each(?))");
+  if (!s) return Fail(s.error());
+  s->Bind(1, nlohmann::json(ids).dump());
+  std::unordered_map<std::int64_t, Chunk> found;
+  found.reserve(ids.size());
+  if (auto st = s->ForEachRow([&](const Statement& row) {
+        Chunk k = ReadChunk(row, false);
+        k.source = row.Text(14);
+        found.emplace(k.id, std::move(k));
+      });
+      !st) {
+    return Fail(st.error());
+  }
+  std::vector<Chunk> out;
+  out.reserve(found.size());
+  for (auto id : ids) {
+    if (auto it = found.find(id); it != found.end()) out.push_back(std::move(it->second)), found.erase(it);
+  }
+  return out;
+}
+
+Result<std::vector<Chunk>> SqliteMetadataStore::GetChunksByNumber(const std::string& file_id, std::int64_t generation,
+                                                                  const std::vector<std::int32_t>& numbers) {
+  if (numbers.empty()) return std::vector<Chunk>{};
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kChunkWithSourceColumns +
+                      " FROM chunks k JOIN files f ON f.id = k.file_id WHERE k.file_id = ? AND k.generation = ? "
+                      "AND k.chunk_number IN (SELECT value FROM json_each(?)) ORDER BY k.chunk_number");
+  if (!s) return Fail(s.error());
+  s->Bind(1, file_id).Bind(2, generation).Bind(3, nlohmann::json(numbers).dump());
+  std::vector<Chunk> out;
+  if (auto st = s->ForEachRow([&](const Statement& row) {
+        Chunk k = ReadChunk(row, false);
+        k.source = row.Text(14);
+        out.push_back(std::move(k));
+      });
+      !st) {
+    return Fail(st.error());
+  }
   return out;
 }
 

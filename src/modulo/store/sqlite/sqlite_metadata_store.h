@@ -16,6 +16,7 @@ class SqliteMetadataStore final : public MetadataStore {
 
   Result<Collection> CreateCollection(const NewCollection& c) override;
   Result<Collection> GetCollection(const std::string& id) override;
+  Result<Collection> GetCollectionState(const std::string& id) override;
   Result<std::vector<Collection>> ListCollections(const std::string& owner_id) override;
   Status DeleteCollection(const std::string& id) override;
   Status SetCollectionStatus(const std::string& id, CollectionStatus status) override;
@@ -35,7 +36,11 @@ class SqliteMetadataStore final : public MetadataStore {
                            const FileOutcome& outcome) override;
   Result<std::vector<Chunk>> ListChunks(const std::string& collection_id, std::int64_t generation,
                                         std::int64_t after_id, std::size_t limit, bool with_embeddings) override;
+  Result<std::vector<RemovedChunk>> ListRemovedChunks(const std::string& collection_id, std::int64_t generation,
+                                                      std::int64_t after_seq, std::size_t limit) override;
   Result<std::vector<Chunk>> GetChunks(const std::vector<std::int64_t>& ids) override;
+  Result<std::vector<Chunk>> GetChunksByNumber(const std::string& file_id, std::int64_t generation,
+                                               const std::vector<std::int32_t>& numbers) override;
 
   Status Ping() override;
 
