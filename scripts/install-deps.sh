@@ -11,6 +11,8 @@ PACKAGES=(
   # libraries (oneDNN's CMake package needs the OpenCL development files)
   libboost1.74-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libsqlite3-dev libdnnl-dev ocl-icd-opencl-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev
+  # keyword index: the Snowball stemmers (HNSW is vendored in third_party/hnswlib)
+  libstemmer-dev
   # document parsers
   libpoppler-cpp-dev poppler-data libxml2-dev libzip-dev zlib1g-dev libpugixml-dev libuchardet-dev libmagic-dev
   # tests and benchmarks

@@ -1,0 +1,47 @@
+// Types shared by the vector store and the keyword index: what is indexed, how a search is
+// restricted, and what it returns. Both indexes are derived data: the metadata store is the
+// source of truth and an index can always be rebuilt from it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace modulo::index {
+
+// One index per (collection, generation): a reindex builds generation g+1 beside g.
+struct IndexKey {
+  std::string collection_id;
+  std::int64_t generation = 1;
+  // Owner, used by engines that name their collections after it (user_{owner}_collection_{id}).
+  std::string owner_id;
+
+  friend bool operator==(const IndexKey&, const IndexKey&) = default;
+};
+
+// What an index needs to know about a chunk to index it and to apply a filter to it.
+struct IndexedChunk {
+  std::int64_t chunk_id = 0;  // the metadata store's id: unique across collections, never reused
+  std::string file_id;        // the document it belongs to
+  std::int32_t page_number = 0;
+  const float* embedding = nullptr;  // vector stores: `dimension` floats, L2-normalised
+  std::string_view text;             // keyword indexes: the chunk's text
+};
+
+// Restricts a search. Empty members do not restrict. The search layer resolves document-level
+// metadata (source file name, format) to file ids before it reaches an index.
+struct SearchFilter {
+  std::optional<std::vector<std::string>> file_ids;  // only chunks of these documents
+  std::optional<std::int32_t> page_min;              // page_number >= page_min
+  std::optional<std::int32_t> page_max;              // page_number <= page_max
+
+  [[nodiscard]] bool empty() const noexcept { return !file_ids && !page_min && !page_max; }
+};
+
+struct Hit {
+  std::int64_t chunk_id = 0;
+  float score = 0;  // higher is better: inner product for vectors, BM25 for keywords
+};
+
+}  // namespace modulo::index
