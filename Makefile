@@ -13,7 +13,7 @@ CMAKE_FLAGS ?=
 
 MODEL_DIR ?= models/all-MiniLM-L6-v2
 
-.PHONY: run test deps venv model build unit e2e bench asan tsan format clean
+.PHONY: run test deps venv model build unit e2e e2e-long bench asan tsan format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -39,12 +39,18 @@ unit: build model
 
 E2E_ENV = MODULO_BIN=$(abspath $(BUILD_DIR))/modulo MODULO_MODEL_DIR=$(abspath $(MODEL_DIR))
 
+# The end-to-end tests without the long tier (whole-dataset quality checks).
 e2e: build venv model
-	$(E2E_ENV) .venv/bin/python -m pytest -q tests/e2e
+	$(E2E_ENV) .venv/bin/python -m pytest -q -m "not long" tests/e2e
 
+e2e-long: build venv model
+	$(E2E_ENV) .venv/bin/python -m pytest -q -m long tests/e2e
+
+# Everything, the long tier included (PYTEST_ARGS narrows it, e.g. for sanitizer builds).
+PYTEST_ARGS ?=
 test: build venv model
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
-	$(E2E_ENV) .venv/bin/python -m pytest -q tests/e2e
+	$(E2E_ENV) .venv/bin/python -m pytest -q $(PYTEST_ARGS) tests/e2e
 
 bench: deps
 	@scripts/install-deps.sh --bench
@@ -53,10 +59,10 @@ bench: deps
 	bench/http_health.sh build-bench
 
 asan:
-	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=address
+	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=address PYTEST_ARGS='-m "not long"'
 
 tsan:
-	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=thread
+	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=thread PYTEST_ARGS='-m "not long"'
 
 format:
 	find src apps bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i

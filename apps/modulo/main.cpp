@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "modulo/api/collections_routes.h"
 #include "modulo/api/embeddings_routes.h"
 #include "modulo/api/openapi.h"
+#include "modulo/api/search_routes.h"
 #include "modulo/api/system_routes.h"
 #include "modulo/core/config.h"
 #include "modulo/core/event_bus.h"
@@ -25,6 +27,8 @@
 #include "modulo/embed/query_batcher.h"
 #include "modulo/embed/remote/remote_embedders.h"
 #include "modulo/http/server.h"
+#include "modulo/index/bm25/bm25_index.h"
+#include "modulo/index/hnsw/hnsw_vector_store.h"
 #include "modulo/ingest/ingest_service.h"
 #include "modulo/ingest/token_spans.h"
 #include "modulo/jobs/sqlite/sqlite_job_queue.h"
@@ -33,6 +37,9 @@
 #include "modulo/store/sqlite/database.h"
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
 #include "modulo/metrics/registry.h"
+#include "modulo/search/index_sync.h"
+#include "modulo/search/lru_cache.h"
+#include "modulo/search/search_service.h"
 
 #ifndef MODULO_VERSION
 #define MODULO_VERSION "0.0.0"
@@ -130,7 +137,74 @@ struct Backend {
   std::shared_ptr<embed::LocalEmbedder> local_embedder;
   std::unique_ptr<ingest::IngestService> ingest;
   std::unique_ptr<jobs::WorkerPool> workers;
+  // Called (on a worker thread) when an in-process job has changed a collection.
+  std::function<void(const std::string& collection_id)> on_collection_changed;
 };
+
+// The retrieval side of `modulo serve`: in-memory indexes kept in step with the store, the
+// result cache and the search pipeline.
+struct Retrieval {
+  std::unique_ptr<index::HnswVectorStore> vectors;
+  std::unique_ptr<index::Bm25Index> keywords;
+  std::unique_ptr<search::IndexSync> sync;
+  std::unique_ptr<search::LruCache> cache;
+  std::unique_ptr<search::SearchService> service;
+  search::RetrievalSettings defaults;
+};
+
+Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, ThreadPool& blocking_pool,
+                                 metrics::Registry& registry) {
+  Retrieval r;
+  if (b.embedding) {
+    index::HnswOptions ho;
+    ho.m = static_cast<std::size_t>(settings.hnsw_m);
+    ho.ef_construction = static_cast<std::size_t>(settings.hnsw_ef_construction);
+    ho.ef_search = static_cast<std::size_t>(settings.hnsw_ef_search);
+    ho.exact_threshold = static_cast<std::size_t>(settings.exact_search_threshold);
+    ho.build_threads = static_cast<std::size_t>(settings.EffectiveCpuThreads());
+    r.vectors = std::make_unique<index::HnswVectorStore>(b.embedding->embedder->info().dimension, ho);
+  }
+  index::Bm25Options bo;
+  bo.k1 = static_cast<float>(settings.bm25_k1);
+  bo.b = static_cast<float>(settings.bm25_b);
+  auto keywords = index::Bm25Index::Create(bo);
+  if (!keywords) return Fail(keywords.error());
+  r.keywords = std::move(*keywords);
+  search::IndexSyncOptions so;
+  so.batch = static_cast<std::size_t>(settings.vector_batch_size);
+  r.sync = std::make_unique<search::IndexSync>(*b.metadata, r.vectors.get(), r.keywords.get(), so, &registry);
+  if (settings.search_cache_ttl_seconds > 0) {
+    search::LruCacheOptions co;
+    co.max_entries = static_cast<std::size_t>(settings.search_cache_size);
+    r.cache = std::make_unique<search::LruCache>(co);
+  }
+  r.defaults.retriever = search::ParseRetriever(settings.retriever).value_or(search::Retriever::kHybrid);
+  search::SearchOptions opts;
+  opts.max_top_k = static_cast<std::size_t>(settings.max_top_k);
+  opts.cache_ttl = std::chrono::seconds(settings.search_cache_ttl_seconds);
+  opts.defaults = r.defaults;
+  search::SearchDeps deps{*b.metadata,
+                          *r.sync,
+                          r.vectors.get(),
+                          r.keywords.get(),
+                          b.embedding ? b.embedding->batcher : nullptr,
+                          b.embedding ? b.embedding->embedder->info().name : std::string(),
+                          r.cache.get(),
+                          blocking_pool,
+                          &registry};
+  r.service = std::make_unique<search::SearchService>(std::move(deps), opts);
+  // Index sizes for /metrics.
+  registry.AddCollector([v = r.vectors.get(), k = r.keywords.get(), c = r.cache.get()](std::string& out) {
+    (void)v;
+    (void)k;
+    if (c != nullptr) {
+      out += "# HELP modulo_search_cache_entries Search results held by the in-process cache\n"
+             "# TYPE modulo_search_cache_entries gauge\nmodulo_search_cache_entries " +
+             std::to_string(c->size()) + "\n";
+    }
+  });
+  return r;
+}
 
 Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics::Registry& registry, EventBus& events,
                                               HealthRegistry& health, ThreadPool& cpu_pool) {
@@ -205,8 +279,10 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
     events.Publish("task:" + job.id, event);
     if (!job.collection_id.empty()) events.Publish("collection:" + job.collection_id, event);
   });
-  workers->SetOnFinished([ingest](const jobs::Job& job, jobs::JobState state, const std::string& error) {
+  workers->SetOnFinished([ingest, backend = b.get()](const jobs::Job& job, jobs::JobState state,
+                                                     const std::string& error) {
     ingest->OnJobFinished(job, state, error);
+    if (backend->on_collection_changed && !job.collection_id.empty()) backend->on_collection_changed(job.collection_id);
   });
   return b;
 }
@@ -269,6 +345,20 @@ int Serve(const Settings& settings) {
   opt.access_log = settings.access_log;
   opt.spool_dir = b.data_dir / "spool";
 
+  auto retrieval = BuildRetrieval(settings, b, blocking_pool, registry);
+  if (!retrieval) return StartupFailure(retrieval.error());
+  // Jobs run here keep the indexes warm (catch-up off the worker thread); writes by other
+  // processes are caught up by the next search.
+  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync.get()](const std::string& id) {
+    boost::asio::post(blocking_pool.executor(), [&b, sync, id] {
+      if (auto state = b.metadata->GetCollectionState(id)) {
+        if (auto st = sync->EnsureCurrent(*state); !st) {
+          log::Warn("index catch-up failed", {{"collection_id", id}, {"error", st.error().message()}});
+        }
+      }
+    });
+  };
+
   http::Router router;
   std::unique_ptr<http::Server> server;
   api::AppContext app{settings, registry, events, health, cpu_pool, blocking_pool,
@@ -281,8 +371,12 @@ int Serve(const Settings& settings) {
       b.ingest.get(),
       b.embedding ? b.embedding->embedder->info().name : std::string(),
       b.embedding ? static_cast<int>(b.embedding->embedder->info().max_tokens) : 256,
-      settings.max_file_bytes > 0 ? settings.max_file_bytes : settings.max_upload_bytes};
+      settings.max_file_bytes > 0 ? settings.max_file_bytes : settings.max_upload_bytes,
+      retrieval->sync.get(),
+      retrieval->defaults,
+      static_cast<std::size_t>(settings.max_top_k)};
   api::AddCollectionRoutes(router, app, collection_services);
+  api::AddSearchRoutes(router, app, *retrieval->service);
   api::AddOpenApiRoute(router, MODULO_VERSION);
 
   StartWorkers(b, settings.worker_concurrency);
@@ -301,12 +395,26 @@ int Serve(const Settings& settings) {
                              {"version", MODULO_VERSION}});
   std::printf("Modulo is serving at %s\n", url.c_str());
   std::fflush(stdout);
+  // Rebuild the in-memory indexes from the store in the background; a search that arrives first
+  // catches its own collection up.
+  boost::asio::post(blocking_pool.executor(), [sync = retrieval->sync.get()] {
+    const auto t = std::chrono::steady_clock::now();
+    auto n = sync->SyncAll();
+    if (!n) {
+      log::Warn("index warm-up failed", {{"error", n.error().message()}});
+      return;
+    }
+    log::Info("indexes loaded", {{"collections", static_cast<std::int64_t>(*n)},
+                                 {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count()}});
+  });
 
   const int sig = WaitForSignal();
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"grace_seconds", settings.shutdown_grace_seconds}});
   server->Shutdown();
   b.workers->Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
+  b.on_collection_changed = nullptr;
+  blocking_pool.Join();  // no catch-up may outlive the indexes
   log::Info("stopped");
   log::Flush();
   return 0;

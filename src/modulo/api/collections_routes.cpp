@@ -57,6 +57,7 @@ json CollectionJson(const store::Collection& c, const std::vector<store::FileRec
               {"status", store::ToString(c.status)},
               {"embedding_model", c.embedding_model},
               {"chunking", settings.value("chunking", json::object())},
+              {"retrieval", settings.value("retrieval", json::object())},
               {"user_ids", c.owner_id.empty() ? json::array() : json::array({c.owner_id})},
               {"generation", c.generation},
               {"reindexing", c.next_generation > c.generation},
@@ -121,15 +122,19 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
                "chunking":{"type":"object","properties":{
                  "strategy":{"enum":["sentence","fixed","semantic","hierarchical"]},
                  "chunk_tokens":{"type":"integer"},"overlap_tokens":{"type":"integer"},
-                 "parent_tokens":{"type":"integer"},"semantic_percentile":{"type":"number"}}}}})")}}}}}};
+                 "parent_tokens":{"type":"integer"},"semantic_percentile":{"type":"number"}}},
+               "retrieval":{"type":"object","properties":{
+                 "retriever":{"enum":["vector","keyword","hybrid"]},"fusion":{"enum":["rrf","weighted"]},
+                 "rrf_k":{"type":"number"},"vector_weight":{"type":"number"},"top_k":{"type":"integer"},
+                 "candidates":{"type":"integer"},"expand_parents":{"type":"boolean"},"dedupe":{"type":"boolean"}}}}})")}}}}}};
     r.doc.responses = {{"200", Doc("The new collection")}, {"409", Doc("A collection with this name exists")}};
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       auto body = http::ParseJsonBody(req);
       if (!body) co_return ErrorResponse(body.error());
       const json& j = *body;
       for (const auto& [key, value] : j.items()) {
-        if (key != "name" && key != "description" && key != "is_private" && key != "chunking" && key != "users" &&
-            key != "status") {
+        if (key != "name" && key != "description" && key != "is_private" && key != "chunking" && key != "retrieval" &&
+            key != "users" && key != "status") {
           co_return ErrorResponse(Error::InvalidArgument("unknown field '" + key + "'"));
         }
         (void)value;
@@ -152,7 +157,11 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
       }
       auto chunking = ingest::ChunkingSettings::FromJson(j.value("chunking", json()), svc.model_max_tokens);
       if (!chunking) co_return ErrorResponse(chunking.error());
-      nc.settings_json = json{{"chunking", chunking->ToJson()}}.dump();
+      search::RetrievalSettings retrieval = svc.retrieval_defaults;
+      if (auto st = retrieval.Apply(j.value("retrieval", json()), svc.max_top_k, "retrieval"); !st) {
+        co_return ErrorResponse(st.error());
+      }
+      nc.settings_json = json{{"chunking", chunking->ToJson()}, {"retrieval", retrieval.ToJson()}}.dump();
       nc.embedding_model = svc.default_embedding_model;
       auto created = co_await RunOn(app.blocking_pool, [&] { return svc.store.CreateCollection(nc); });
       if (!created) co_return ErrorResponse(created.error());
@@ -205,7 +214,11 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     r.doc.responses = {{"204", {{"description", "Deleted"}}}, {"404", Doc("No such collection")}};
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       const std::string id = req.PathParam("collection_id");
-      auto st = co_await RunOn(app.blocking_pool, [&] { return svc.store.DeleteCollection(id); });
+      auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
+        if (auto d = svc.store.DeleteCollection(id); !d) return d;
+        if (svc.index_sync != nullptr) svc.index_sync->DropCollection(id);
+        return {};
+      });
       if (!st) co_return ErrorResponse(st.error());
       co_return Response::NoContent();
     };

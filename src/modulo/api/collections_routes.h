@@ -14,6 +14,8 @@
 #include "modulo/http/router.h"
 #include "modulo/ingest/ingest_service.h"
 #include "modulo/jobs/job_queue.h"
+#include "modulo/search/index_sync.h"
+#include "modulo/search/retrieval_settings.h"
 #include "modulo/store/metadata_store.h"
 
 namespace modulo::api {
@@ -25,6 +27,9 @@ struct CollectionServices {
   std::string default_embedding_model;
   int model_max_tokens = 256;
   std::size_t max_file_bytes = 0;
+  search::IndexSync* index_sync = nullptr;  // told when a collection is deleted
+  search::RetrievalSettings retrieval_defaults;
+  std::size_t max_top_k = 100;
 };
 
 void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServices& services);

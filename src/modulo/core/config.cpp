@@ -113,6 +113,30 @@ SettingSpec StringSetting(std::string name, std::string flag, std::string desc, 
   return s;
 }
 
+std::string FormatDouble(double d) {
+  char buf[32];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  return ec == std::errc() ? std::string(buf, p) : std::to_string(d);
+}
+
+SettingSpec DoubleSetting(std::string name, std::string flag, std::string desc, double Settings::*field, double lo,
+                          double hi) {
+  SettingSpec s{std::move(name), std::move(flag), std::move(desc), false, {}, {}};
+  s.set = [field, lo, hi](Settings& st, const std::string& v) -> Status {
+    double d = 0;
+    const auto* end = v.data() + v.size();
+    auto [p, ec] = std::from_chars(v.data(), end, d);
+    if (ec != std::errc() || p != end) return Fail(Error::InvalidArgument("expected a number"));
+    if (d < lo || d > hi) {
+      return Fail(Error::InvalidArgument("must be between " + FormatDouble(lo) + " and " + FormatDouble(hi)));
+    }
+    st.*field = d;
+    return {};
+  };
+  s.get = [field](const Settings& st) { return FormatDouble(st.*field); };
+  return s;
+}
+
 std::vector<SettingSpec> BuildSpecs() {
   constexpr std::size_t kKiB = 1024, kMiB = 1024 * 1024, kGiB = 1024ull * 1024 * 1024;
   std::vector<SettingSpec> v;
@@ -225,6 +249,27 @@ std::vector<SettingSpec> BuildSpecs() {
   v.push_back(IntSetting("VECTOR_BATCH_SIZE", "vector-batch-size",
                          "Vectors and chunks written to an index per batch.", &Settings::vector_batch_size, 1,
                          100000));
+  v.push_back(StringSetting("MODULO_RETRIEVER", "retriever",
+                            "Default retrieval for new collections: hybrid (vector + BM25, fused), vector or keyword.",
+                            &Settings::retriever, {"hybrid", "vector", "keyword"}));
+  v.push_back(IntSetting("SEARCH_CACHE_TTL", "search-cache-ttl",
+                         "Seconds a search result stays cached (0 disables the result cache).",
+                         &Settings::search_cache_ttl_seconds, 0, 30 * 86400));
+  v.push_back(IntSetting("SEARCH_CACHE_SIZE", "search-cache-size", "Search results kept in the in-process cache.",
+                         &Settings::search_cache_size, 1, 10000000));
+  v.push_back(IntSetting("HNSW_M", "hnsw-m", "HNSW graph degree (links per vector per layer).", &Settings::hnsw_m, 4,
+                         128));
+  v.push_back(IntSetting("HNSW_EF_CONSTRUCTION", "hnsw-ef-construction",
+                         "HNSW candidate list size while building (higher: better recall, slower builds).",
+                         &Settings::hnsw_ef_construction, 8, 4096));
+  v.push_back(IntSetting("HNSW_EF_SEARCH", "hnsw-ef-search",
+                         "HNSW candidate list size while searching (raised to k when smaller).",
+                         &Settings::hnsw_ef_search, 1, 4096));
+  v.push_back(IntSetting("MODULO_EXACT_SEARCH_THRESHOLD", "exact-search-threshold",
+                         "Collections with fewer vectors than this are searched exactly (brute force) instead of by HNSW.",
+                         &Settings::exact_search_threshold, 0, 100000000));
+  v.push_back(DoubleSetting("MODULO_BM25_K1", "bm25-k1", "BM25 term-frequency saturation.", &Settings::bm25_k1, 0, 10));
+  v.push_back(DoubleSetting("MODULO_BM25_B", "bm25-b", "BM25 document-length normalisation.", &Settings::bm25_b, 0, 1));
   return v;
 }
 

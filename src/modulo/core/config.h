@@ -70,6 +70,16 @@ struct Settings {
   // Retrieval limits (seed names)
   int max_top_k = 100;
   int vector_batch_size = 1000;
+  // Retrieval
+  std::string retriever = "hybrid";
+  int search_cache_ttl_seconds = 3600;
+  int search_cache_size = 10000;
+  int hnsw_m = 16;
+  int hnsw_ef_construction = 256;
+  int hnsw_ef_search = 64;
+  int exact_search_threshold = 5000;
+  double bm25_k1 = 0.9;
+  double bm25_b = 0.4;
 
   // Resolved values for the 0 = auto settings.
   [[nodiscard]] int EffectiveWebConcurrency() const;

@@ -1,0 +1,79 @@
+// IndexSync: keeps the derived indexes (a VectorStore and a KeywordIndex) in step with the
+// metadata store, which is the source of truth for chunks and their vectors.
+//
+// Each index of a (collection, generation) remembers how far it has replayed the store's change
+// feed: the last chunk id it added (chunk ids grow in commit order and are never reused) and the
+// last removal it applied. EnsureCurrent() compares the collection's version with the version the
+// index last caught up to; when they differ it replays what happened since, in batches. So the
+// indexes survive any crash by construction (they are rebuilt from the store at start-up), a
+// `modulo worker` in another process needs no channel to the server (the next search catches up),
+// and a search during a reindex reads the live generation while g+1 is built beside it.
+//
+// Thread-safety: all methods are thread-safe. Catch-up of one index is serialised; a search that
+// finds another thread catching up the same index does not wait for it when the index was
+// caught up before (it reads what is there), only on the first build.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "modulo/core/error.h"
+#include "modulo/index/keyword_index.h"
+#include "modulo/index/vector_store.h"
+#include "modulo/metrics/registry.h"
+#include "modulo/store/metadata_store.h"
+
+namespace modulo::search {
+
+struct IndexSyncOptions {
+  std::size_t batch = 1000;  // chunks read and indexed per step (VECTOR_BATCH_SIZE)
+};
+
+class IndexSync {
+ public:
+  // Either index may be null (no embedder: keyword only).
+  IndexSync(store::MetadataStore& store, index::VectorStore* vectors, index::KeywordIndex* keywords,
+            IndexSyncOptions options = {}, metrics::Registry* registry = nullptr);
+
+  // Brings the indexes of `state`'s live generation up to at least `state.version` (a collection
+  // read from the store just before). Drops indexes of generations that are no longer live.
+  [[nodiscard]] Status EnsureCurrent(const store::Collection& state);
+
+  // Drops every index of a deleted collection.
+  void DropCollection(const std::string& collection_id);
+
+  // Catches up every collection (start-up warm-up); returns how many were caught up.
+  [[nodiscard]] Result<std::size_t> SyncAll();
+
+  [[nodiscard]] static index::IndexKey KeyOf(const store::Collection& c, std::int64_t generation) {
+    return {c.id, generation, c.owner_id};
+  }
+
+ private:
+  struct Entry {
+    std::mutex mu;                           // serialises catch-up
+    std::atomic<std::int64_t> version{0};    // collection version caught up to (0: never)
+    std::int64_t generation = 0;             // guarded by mu
+    std::string owner_id;                    // guarded by mu
+    std::int64_t last_chunk_id = 0;          // guarded by mu
+    std::int64_t last_removal_seq = 0;       // guarded by mu
+  };
+
+  Status CatchUp(Entry& e, const store::Collection& state);
+  Status Drop(const index::IndexKey& key);
+
+  store::MetadataStore& store_;
+  index::VectorStore* vectors_;
+  index::KeywordIndex* keywords_;
+  IndexSyncOptions options_;
+  metrics::CounterFamily* replayed_ = nullptr;
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Entry>> entries_;  // by collection id; guarded by mu_
+};
+
+}  // namespace modulo::search
