@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -172,6 +173,25 @@ Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, ThreadPoo
   r.keywords = std::move(*keywords);
   search::IndexSyncOptions so;
   so.batch = static_cast<std::size_t>(settings.vector_batch_size);
+  if (r.vectors) {
+    // A collection's own HNSW parameters (retrieval.hnsw) over the server's.
+    so.before_build = [v = r.vectors.get()](const store::Collection& c) {
+      auto settings = nlohmann::json::parse(c.settings_json, nullptr, false);
+      search::RetrievalSettings rs;
+      if (!settings.is_object() || !settings.contains("retrieval") ||
+          !rs.Apply(settings["retrieval"], std::numeric_limits<std::size_t>::max(), "retrieval")) {
+        return;
+      }
+      if (rs.hnsw_m == 0 && rs.hnsw_ef_construction == 0 && rs.hnsw_ef_search == 0) return;
+      index::HnswOptions o = v->OptionsFor(c.id);
+      if (rs.hnsw_m > 0) o.m = rs.hnsw_m;
+      if (rs.hnsw_ef_construction > 0) o.ef_construction = rs.hnsw_ef_construction;
+      if (rs.hnsw_ef_search > 0) o.ef_search = rs.hnsw_ef_search;
+      if (auto st = v->SetCollectionOptions(c.id, o); !st) {
+        log::Warn("collection index options refused", {{"collection_id", c.id}, {"error", st.error().message()}});
+      }
+    };
+  }
   r.sync = std::make_unique<search::IndexSync>(*b.metadata, r.vectors.get(), r.keywords.get(), so, &registry);
   if (settings.search_cache_ttl_seconds > 0) {
     search::LruCacheOptions co;

@@ -198,3 +198,18 @@ def test_indexes_follow_a_separate_worker_and_survive_restarts(start_server):
     server.stop()
     server = start_server(name="data")
     assert sources(search(server, c["id"], "sourdough starter"))[0] == "bread.md"
+
+
+def test_collections_keep_their_own_retrieval_settings(server):
+    cid, _ = loaded(server, retrieval={"retriever": "keyword", "top_k": 2, "hnsw": {"m": 8, "ef_search": 32}})
+    got = requests.get(f"{server.url}/api/collections/{cid}", timeout=30).json()
+    assert got["retrieval"]["retriever"] == "keyword" and got["retrieval"]["hnsw"] == {"m": 8, "ef_search": 32}
+    r = search(server, cid, "sourdough orbit volcano")
+    assert r.json()["metadata"]["retrieval"]["retriever"] == "keyword"
+    assert len(r.json()["query_results"]) == 2
+    r = search(server, cid, "molten rock", retriever="vector")  # a request overrides its collection
+    assert r.json()["metadata"]["retrieval"]["retriever"] == "vector" and sources(r)[0] == "volcano.md"
+    bad = requests.post(server.url + "/api/collections", json={"name": "x", "retrieval": {"hnsw": {"m": 1000}}})
+    assert bad.status_code == 400 and "retrieval.hnsw.m" in bad.json()["detail"]
+    bad = requests.post(server.url + "/api/collections", json={"name": "x", "retrieval": {"fusion": "max"}})
+    assert bad.status_code == 400 and "fusion" in bad.json()["detail"]

@@ -55,6 +55,7 @@ Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {
       if (auto st = Drop(KeyOf(state, e.generation)); !st) return st;
     }
     if (auto st = Drop(KeyOf(state, state.generation)); !st) return st;
+    if (options_.before_build) options_.before_build(state);
     e.generation = state.generation;
     e.owner_id = state.owner_id;
     e.last_chunk_id = 0;

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,9 @@ namespace modulo::search {
 
 struct IndexSyncOptions {
   std::size_t batch = 1000;  // chunks read and indexed per step (VECTOR_BATCH_SIZE)
+  // Called before the indexes of a collection's generation are first built, to apply the
+  // collection's own index parameters (its settings are in `state.settings_json`).
+  std::function<void(const store::Collection& state)> before_build;
 };
 
 class IndexSync {

@@ -159,6 +159,22 @@ TEST_F(IndexSyncTest, ASwitchedGenerationReplacesTheIndexWhole) {
   EXPECT_EQ(keywords_->Count(IndexSync::KeyOf(old, 1)).value(), 0u) << "the old generation's index is dropped";
 }
 
+TEST_F(IndexSyncTest, TheBuildHookRunsOncePerGeneration) {
+  std::vector<std::int64_t> built;
+  IndexSyncOptions o;
+  o.before_build = [&](const store::Collection& c) { built.push_back(c.generation); };
+  IndexSync sync(*store_, vectors_.get(), keywords_.get(), o);
+  const auto a = AddFile("a", {"one"});
+  ASSERT_TRUE(sync.EnsureCurrent(State()));
+  AddFile("b", {"two"});
+  ASSERT_TRUE(sync.EnsureCurrent(State()));
+  auto next = store_->BeginReindex(collection_, "{}");
+  Replace(a, {"three"}, *next);
+  ASSERT_TRUE(store_->FinishReindex(collection_, *next));
+  ASSERT_TRUE(sync.EnsureCurrent(State()));
+  EXPECT_EQ(built, (std::vector<std::int64_t>{1, 2}));
+}
+
 TEST_F(IndexSyncTest, DroppingACollectionFreesItsIndexes) {
   AddFile("a", {"alpha"});
   ASSERT_TRUE(sync_->EnsureCurrent(State()));

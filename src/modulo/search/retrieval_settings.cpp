@@ -52,6 +52,19 @@ Status RetrievalSettings::Apply(const nlohmann::json& j, std::size_t max_top_k, 
     } else if (key == "expand_parents" || key == "dedupe") {
       if (!v.is_boolean()) return Fail(Bad(where, key, "must be a boolean"));
       (key == "dedupe" ? dedupe : expand_parents) = v.get<bool>();
+    } else if (key == "hnsw" && where == "retrieval") {
+      if (!v.is_object()) return Fail(Bad(where, key, "must be an object of m, ef_construction, ef_search"));
+      for (const auto& [name, n] : v.items()) {
+        const bool known = name == "m" || name == "ef_construction" || name == "ef_search";
+        if (!known) return Fail(Error::InvalidArgument("unknown field '" + name + "' in retrieval.hnsw"));
+        const std::int64_t lo = name == "m" ? 4 : 8, hi = name == "m" ? 128 : 4096;
+        if (!n.is_number_integer() || n.get<std::int64_t>() < lo || n.get<std::int64_t>() > hi) {
+          return Fail(Error::InvalidArgument("retrieval.hnsw." + name + " must be an integer between " +
+                                             std::to_string(lo) + " and " + std::to_string(hi)));
+        }
+        const auto value = static_cast<std::size_t>(n.get<std::int64_t>());
+        (name == "m" ? hnsw_m : name == "ef_construction" ? hnsw_ef_construction : hnsw_ef_search) = value;
+      }
     } else if (std::find(allow.begin(), allow.end(), key) == allow.end()) {
       return Fail(Error::InvalidArgument("unknown field '" + key + "' in " + std::string(where)));
     }
@@ -60,9 +73,15 @@ Status RetrievalSettings::Apply(const nlohmann::json& j, std::size_t max_top_k, 
 }
 
 nlohmann::json RetrievalSettings::ToJson() const {
-  return {{"retriever", ToString(retriever)}, {"fusion", ToString(fusion)},   {"rrf_k", rrf_k},
-          {"vector_weight", vector_weight},   {"top_k", top_k},               {"candidates", candidates},
-          {"expand_parents", expand_parents}, {"dedupe", dedupe}};
+  nlohmann::json j = {{"retriever", ToString(retriever)}, {"fusion", ToString(fusion)},   {"rrf_k", rrf_k},
+                      {"vector_weight", vector_weight},   {"top_k", top_k},               {"candidates", candidates},
+                      {"expand_parents", expand_parents}, {"dedupe", dedupe}};
+  nlohmann::json hnsw = nlohmann::json::object();
+  if (hnsw_m > 0) hnsw["m"] = hnsw_m;
+  if (hnsw_ef_construction > 0) hnsw["ef_construction"] = hnsw_ef_construction;
+  if (hnsw_ef_search > 0) hnsw["ef_search"] = hnsw_ef_search;
+  if (!hnsw.empty()) j["hnsw"] = std::move(hnsw);
+  return j;
 }
 
 }  // namespace modulo::search

@@ -21,6 +21,11 @@ struct RetrievalSettings {
   std::size_t candidates = 50;  // results taken from each retriever before fusion (at least top_k)
   bool expand_parents = true;   // hierarchical chunking: attach each hit's parent chunk
   bool dedupe = true;           // drop hits that mostly repeat a better hit of the same document
+  // Vector index parameters of this collection (0: the server's HNSW_* settings). Only at
+  // collection level: m and ef_construction shape the graph when it is built.
+  std::size_t hnsw_m = 0;
+  std::size_t hnsw_ef_construction = 0;
+  std::size_t hnsw_ef_search = 0;
 
   // Applies the keys of `j` (an object; null means none) on top of `*this`. Unknown keys and bad
   // values are InvalidArgument naming the key; `allow` lists extra keys the caller handles.
