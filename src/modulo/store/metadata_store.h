@@ -36,7 +36,8 @@ struct Collection {
   std::string id;
   std::string name;
   std::string description;
-  std::string owner_id;
+  std::string owner_id;              // a user id, or a team id when owner_type is "team"
+  std::string owner_type = "user";   // "user" | "team"
   CollectionStatus status = CollectionStatus::kCreated;
   bool is_private = true;
   std::string settings_json = "{}";  // chunking and retrieval settings, owned by the layers above
@@ -54,6 +55,10 @@ struct NewCollection {
   std::string name;
   std::string description;
   std::string owner_id;
+  std::string owner_type = "user";
+  // Quota: QuotaExceeded when the owner already has this many collections (0: no limit). Checked
+  // and enforced in the same transaction as the insert, so concurrent creations cannot pass it.
+  std::int64_t owner_collection_limit = 0;
   bool is_private = true;
   std::string settings_json = "{}";
   std::string embedding_model;
@@ -103,6 +108,12 @@ struct RemovedChunk {
   std::int64_t chunk_id = 0;
 };
 
+// Quotas AddFile enforces atomically (0: no limit).
+struct FileLimits {
+  std::int64_t files_per_collection = 0;
+  std::int64_t owner_storage_bytes = 0;  // bytes of files across every collection of the same owner
+};
+
 // What ReplaceFileChunks sets on the file alongside its chunks.
 struct FileOutcome {
   FileStatus status = FileStatus::kCompleted;
@@ -123,6 +134,8 @@ class MetadataStore {
   [[nodiscard]] virtual Result<Collection> GetCollectionState(const std::string& id) = 0;
   // All collections of `owner_id`, or of everyone when empty; newest first.
   [[nodiscard]] virtual Result<std::vector<Collection>> ListCollections(const std::string& owner_id) = 0;
+  // These collections (unknown ids skipped), newest first; one query.
+  [[nodiscard]] virtual Result<std::vector<Collection>> ListCollectionsByIds(const std::vector<std::string>& ids) = 0;
   [[nodiscard]] virtual Status DeleteCollection(const std::string& id) = 0;
   [[nodiscard]] virtual Status SetCollectionStatus(const std::string& id, CollectionStatus status) = 0;
 
@@ -136,8 +149,10 @@ class MetadataStore {
   [[nodiscard]] virtual Status AbortReindex(const std::string& collection_id, std::int64_t generation) = 0;
 
   // Adds a file; when the collection already holds a file with the same content hash, returns
-  // that one and false instead of adding a duplicate.
-  [[nodiscard]] virtual Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) = 0;
+  // that one and false instead of adding a duplicate. QuotaExceeded (with details resource,
+  // usage, limit) when `limits` would be passed.
+  [[nodiscard]] virtual Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f,
+                                                                    const FileLimits& limits = {}) = 0;
   [[nodiscard]] virtual Result<FileRecord> GetFile(const std::string& file_id) = 0;
   [[nodiscard]] virtual Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) = 0;
   // How many files of a collection are in each status (statuses with none are absent).

@@ -1,5 +1,6 @@
 #include "modulo/store/metadata_store_contract.h"
 
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -169,6 +170,53 @@ TEST_P(MetadataStoreContract, ChangeFeedReplaysAdditionsAndRemovals) {
   EXPECT_TRUE(store_->ListRemovedChunks(c->id, 1, last_seq, 1000)->empty());
   EXPECT_EQ(store_->ListRemovedChunks(c->id, 2, 0, 1000)->size(), 2u);
   EXPECT_EQ(store_->ListRemovedChunks(c->id, 1, 0, 2)->size(), 2u) << "limit";
+}
+
+TEST_P(MetadataStoreContract, QuotasHoldUnderConcurrency) {
+  // 100 concurrent creations against a limit of 10 create exactly 10.
+  std::atomic<int> created{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 10; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        NewCollection nc = Named("q" + std::to_string(t) + "-" + std::to_string(i), "quota-user");
+        nc.owner_collection_limit = 10;
+        auto c = store_->CreateCollection(nc);
+        if (c) {
+          ++created;
+        } else {
+          EXPECT_EQ(c.error().code(), ErrorCode::kQuotaExceeded) << c.error().ToString();
+          EXPECT_NE(c.error().details().find("\"limit\":10"), std::string::npos);
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 10);
+  EXPECT_EQ(refused.load(), 90);
+  NewCollection other = Named("other", "someone-else");
+  other.owner_collection_limit = 10;
+  EXPECT_TRUE(store_->CreateCollection(other)) << "limits are per owner";
+
+  // Files per collection and storage per owner.
+  auto mine = store_->ListCollections("quota-user");
+  ASSERT_TRUE(mine);
+  ASSERT_GE(mine->size(), 2u);
+  const auto a = (*mine)[0].id, b = (*mine)[1].id;
+  FileLimits limits{.files_per_collection = 2, .owner_storage_bytes = 300};
+  EXPECT_TRUE(store_->AddFile(FileIn(a, "f1"), limits));  // 123 bytes each
+  EXPECT_TRUE(store_->AddFile(FileIn(a, "f2"), limits));
+  auto third = store_->AddFile(FileIn(a, "f3"), limits);
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().code(), ErrorCode::kQuotaExceeded);
+  EXPECT_NE(third.error().message().find("files per collection"), std::string::npos);
+  auto over = store_->AddFile(FileIn(b, "f4"), limits);  // 246 + 123 > 300, across the owner's collections
+  ASSERT_FALSE(over);
+  EXPECT_NE(over.error().message().find("storage"), std::string::npos);
+  auto listed = store_->ListCollectionsByIds({b, "missing", a});
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->size(), 2u);
 }
 
 TEST_P(MetadataStoreContract, ChunkLookupsKeepTheAskedOrderAndNameTheSource) {

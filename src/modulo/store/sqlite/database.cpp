@@ -106,6 +106,79 @@ CREATE TRIGGER chunks_tombstone AFTER DELETE ON chunks BEGIN
   VALUES (OLD.collection_id, OLD.generation, OLD.id);
 END;
 )sql",
+    // 5: tenancy: users, teams, API keys, sharing, quotas, audit
+    R"sql(
+ALTER TABLE collections ADD COLUMN owner_type TEXT NOT NULL DEFAULT 'user' CHECK (owner_type IN ('user', 'team'));
+CREATE INDEX collections_by_owner ON collections (owner_type, owner_id);
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  email TEXT NOT NULL DEFAULT '',
+  role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+  kind TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'service')),
+  external_subject TEXT UNIQUE,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE teams (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE team_members (
+  team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  role TEXT NOT NULL CHECK (role IN ('member', 'admin')),
+  PRIMARY KEY (team_id, user_id)
+);
+CREATE INDEX team_members_by_user ON team_members (user_id);
+CREATE TABLE api_keys (
+  key_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  name TEXT NOT NULL DEFAULT '',
+  prefix TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL DEFAULT 0,
+  last_used_at INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_keys_by_user ON api_keys (user_id);
+CREATE TABLE collection_grants (
+  collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  grantee_type TEXT NOT NULL CHECK (grantee_type IN ('user', 'team')),
+  grantee_id TEXT NOT NULL,
+  level TEXT NOT NULL CHECK (level IN ('read', 'write', 'admin')),
+  PRIMARY KEY (collection_id, grantee_type, grantee_id)
+);
+CREATE INDEX collection_grants_by_grantee ON collection_grants (grantee_type, grantee_id);
+CREATE TABLE quota_overrides (
+  user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+  collections INTEGER,
+  files_per_collection INTEGER,
+  storage_bytes INTEGER,
+  llm_tokens_per_day INTEGER
+);
+CREATE TABLE llm_token_usage (
+  user_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  tokens INTEGER NOT NULL,
+  PRIMARY KEY (user_id, day)
+);
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  principal_id TEXT NOT NULL DEFAULT '',
+  action TEXT NOT NULL,
+  resource TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '{}',
+  remote_address TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 

@@ -18,11 +18,11 @@ constexpr const char* kCollectionColumns =
     "c.generation, c.version, c.created_at, c.updated_at, "
     "(SELECT COUNT(*) FROM files f WHERE f.collection_id = c.id), "
     "(SELECT COUNT(*) FROM chunks k WHERE k.collection_id = c.id AND k.generation = c.generation "
-    "AND k.is_parent = 0), c.next_generation";
+    "AND k.is_parent = 0), c.next_generation, c.owner_type";
 // The same row without the two counts.
 constexpr const char* kCollectionStateColumns =
     "c.id, c.name, c.description, c.owner_id, c.status, c.is_private, c.settings, c.embedding_model, "
-    "c.generation, c.version, c.created_at, c.updated_at, 0, 0, c.next_generation";
+    "c.generation, c.version, c.created_at, c.updated_at, 0, 0, c.next_generation, c.owner_type";
 
 Collection ReadCollection(const Statement& s) {
   Collection c;
@@ -41,6 +41,7 @@ Collection ReadCollection(const Statement& s) {
   c.file_count = s.Int(12);
   c.chunk_count = s.Int(13);
   c.next_generation = s.Int(14);
+  c.owner_type = s.Text(15);
   return c;
 }
 
@@ -116,14 +117,33 @@ Status BumpVersion(Connection& c, const std::string& collection_id, std::int64_t
 
 }  // namespace
 
+static Error QuotaError(const std::string& resource, std::int64_t usage, std::int64_t limit, std::int64_t adding = 1) {
+  return Error::QuotaExceeded("Quota exceeded for " + resource + ": " + std::to_string(usage) + " used of " +
+                              std::to_string(limit) + (adding > 1 ? ", " + std::to_string(adding) + " more asked" : ""))
+      .WithDetails(nlohmann::json{{"resource", resource}, {"usage", usage}, {"limit", limit}}.dump());
+}
+
 Result<Collection> SqliteMetadataStore::CreateCollection(const NewCollection& in) {
   if (in.name.empty()) return Fail(Error::InvalidArgument("collection name must not be empty"));
+  if (in.owner_type != "user" && in.owner_type != "team") {
+    return Fail(Error::InvalidArgument("owner_type must be 'user' or 'team'"));
+  }
   auto c = db_.Acquire();
+  auto tx = Transaction::Begin(*c);  // the quota check and the insert are one write transaction
+  if (!tx) return Fail(tx.error());
+  if (in.owner_collection_limit > 0) {
+    auto q = c->Prepare("SELECT COUNT(*) FROM collections WHERE owner_type = ? AND owner_id = ?");
+    if (!q) return Fail(q.error());
+    q->Bind(1, in.owner_type).Bind(2, in.owner_id);
+    auto owned = q->One([](const Statement& row) { return row.Int(0); }, Error::Internal("count failed"));
+    if (!owned) return Fail(owned.error());
+    if (*owned >= in.owner_collection_limit) return Fail(QuotaError("collections", *owned, in.owner_collection_limit));
+  }
   const std::string id = NewUuid();
   const auto now = NowMs();
   auto s = c->Prepare(
       "INSERT INTO collections (id, name, description, owner_id, status, is_private, settings, embedding_model, "
-      "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', ?, ?, ?, ?, ?)");
+      "created_at, updated_at, owner_type) VALUES (?, ?, ?, ?, 'created', ?, ?, ?, ?, ?, ?)");
   if (!s) return Fail(s.error());
   auto st = s->Bind(1, id)
                 .Bind(2, in.name)
@@ -134,6 +154,7 @@ Result<Collection> SqliteMetadataStore::CreateCollection(const NewCollection& in
                 .Bind(7, in.embedding_model)
                 .Bind(8, now)
                 .Bind(9, now)
+                .Bind(10, in.owner_type)
                 .Run();
   if (!st) {
     if (st.error().code() == ErrorCode::kAlreadyExists) {
@@ -141,7 +162,9 @@ Result<Collection> SqliteMetadataStore::CreateCollection(const NewCollection& in
     }
     return Fail(st.error());
   }
+  if (auto cm = tx->Commit(); !cm) return Fail(cm.error());
   Collection out;
+  out.owner_type = in.owner_type;
   out.id = id;
   out.name = in.name;
   out.description = in.description;
@@ -176,6 +199,18 @@ Result<std::vector<Collection>> SqliteMetadataStore::ListCollections(const std::
   if (!s) return Fail(s.error());
   s->Bind(1, owner_id).Bind(2, owner_id);
   std::vector<Collection> out;
+  if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadCollection(row)); }); !st) return Fail(st.error());
+  return out;
+}
+
+Result<std::vector<Collection>> SqliteMetadataStore::ListCollectionsByIds(const std::vector<std::string>& ids) {
+  std::vector<Collection> out;
+  if (ids.empty()) return out;
+  auto c = db_.Acquire();
+  auto s = c->Prepare(std::string("SELECT ") + kCollectionColumns +
+                      " FROM collections c WHERE c.id IN (SELECT value FROM json_each(?)) ORDER BY c.created_at DESC, c.id");
+  if (!s) return Fail(s.error());
+  s->Bind(1, nlohmann::json(ids).dump());
   if (auto st = s->ForEachRow([&](const Statement& row) { out.push_back(ReadCollection(row)); }); !st) return Fail(st.error());
   return out;
 }
@@ -276,7 +311,7 @@ Status SqliteMetadataStore::AbortReindex(const std::string& collection_id, std::
   return tx->Commit();
 }
 
-Result<std::pair<FileRecord, bool>> SqliteMetadataStore::AddFile(const FileRecord& f) {
+Result<std::pair<FileRecord, bool>> SqliteMetadataStore::AddFile(const FileRecord& f, const FileLimits& limits) {
   auto c = db_.Acquire();
   auto tx = Transaction::Begin(*c);
   if (!tx) return Fail(tx.error());
@@ -290,6 +325,26 @@ Result<std::pair<FileRecord, bool>> SqliteMetadataStore::AddFile(const FileRecor
       FileRecord existing = ReadFile(*q);
       q->Reset();
       return std::make_pair(std::move(existing), false);
+    }
+  }
+  if (limits.files_per_collection > 0) {
+    auto q = c->Prepare("SELECT COUNT(*) FROM files WHERE collection_id = ?");
+    if (!q) return Fail(q.error());
+    q->Bind(1, f.collection_id);
+    auto n = q->One([](const Statement& row) { return row.Int(0); }, Error::Internal("count failed"));
+    if (!n) return Fail(n.error());
+    if (*n >= limits.files_per_collection) return Fail(QuotaError("files per collection", *n, limits.files_per_collection));
+  }
+  if (limits.owner_storage_bytes > 0) {
+    auto q = c->Prepare(
+        "SELECT COALESCE(SUM(f.size_bytes), 0) FROM files f JOIN collections c ON c.id = f.collection_id "
+        "JOIN collections mine ON mine.owner_type = c.owner_type AND mine.owner_id = c.owner_id WHERE mine.id = ?");
+    if (!q) return Fail(q.error());
+    q->Bind(1, f.collection_id);
+    auto used = q->One([](const Statement& row) { return row.Int(0); }, Error::Internal("sum failed"));
+    if (!used) return Fail(used.error());
+    if (*used + f.size_bytes > limits.owner_storage_bytes) {
+      return Fail(QuotaError("storage", *used, limits.owner_storage_bytes, f.size_bytes));
     }
   }
   FileRecord out = f;

@@ -18,13 +18,14 @@ class SqliteMetadataStore final : public MetadataStore {
   Result<Collection> GetCollection(const std::string& id) override;
   Result<Collection> GetCollectionState(const std::string& id) override;
   Result<std::vector<Collection>> ListCollections(const std::string& owner_id) override;
+  Result<std::vector<Collection>> ListCollectionsByIds(const std::vector<std::string>& ids) override;
   Status DeleteCollection(const std::string& id) override;
   Status SetCollectionStatus(const std::string& id, CollectionStatus status) override;
 
   Result<std::int64_t> BeginReindex(const std::string& collection_id, const std::string& settings_json) override;
   Status FinishReindex(const std::string& collection_id, std::int64_t generation) override;
   Status AbortReindex(const std::string& collection_id, std::int64_t generation) override;
-  Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f) override;
+  Result<std::pair<FileRecord, bool>> AddFile(const FileRecord& f, const FileLimits& limits = {}) override;
   Result<FileRecord> GetFile(const std::string& file_id) override;
   Result<std::vector<FileRecord>> ListFiles(const std::string& collection_id) override;
   Result<std::map<FileStatus, std::int64_t>> CountFilesByStatus(const std::string& collection_id) override;
