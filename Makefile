@@ -30,9 +30,12 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# On loopback, `make run` serves without authentication (AUTH=required turns it on; then create a
+# user and key with `./build/modulo admin create-user --name me --admin --data-dir $(DATA_DIR)`).
+AUTH ?= none
 run: build model
-	@echo "Starting Modulo on http://$(HOST):$(PORT) (data in $(DATA_DIR)); Ctrl-C stops it."
-	./$(BUILD_DIR)/modulo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR)
+	@echo "Starting Modulo on http://$(HOST):$(PORT) (data in $(DATA_DIR), authentication: $(AUTH)); Ctrl-C stops it."
+	./$(BUILD_DIR)/modulo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR) --auth $(AUTH)
 
 unit: build model
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit

@@ -5,6 +5,7 @@
 # Usage: bench/http_health.sh [BUILD_DIR]   (a build with -DMODULO_BUILD_BENCHMARKS=ON)
 # Env:   ROUNDS (default 3), DURATION (default 10s), CONNECTIONS (default 64)
 set -euo pipefail
+export MODULO_AUTH=none  # one local user: measure the work, not authentication
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${1:-$ROOT/build-bench}"
 ROUNDS="${ROUNDS:-3}"

@@ -32,7 +32,7 @@ with tempfile.TemporaryDirectory() as tmp:
     port = s.getsockname()[1]
     s.close()
     proc = subprocess.Popen([str(build / "modulo"), "serve", "--port", str(port), "--data-dir", f"{tmp}/d",
-                             "--model-dir", model, "--access-log", "false"],
+                             "--model-dir", model, "--access-log", "false", "--auth", "none"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(400):

@@ -17,7 +17,13 @@
 #include "modulo/api/embeddings_routes.h"
 #include "modulo/api/openapi.h"
 #include "modulo/api/search_routes.h"
+#include "modulo/api/security.h"
+#include "modulo/api/tenancy_routes.h"
+#include "modulo/auth/api_key.h"
+#include "modulo/auth/jwt.h"
+#include "modulo/auth/rate_limiter.h"
 #include "modulo/api/system_routes.h"
+#include "modulo/core/clock.h"
 #include "modulo/core/config.h"
 #include "modulo/core/event_bus.h"
 #include "modulo/core/health.h"
@@ -36,6 +42,7 @@
 #include "modulo/jobs/worker_pool.h"
 #include "modulo/store/blob_store.h"
 #include "modulo/store/sqlite/database.h"
+#include "modulo/store/sqlite/sqlite_identity_store.h"
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
 #include "modulo/metrics/registry.h"
 #include "modulo/search/index_sync.h"
@@ -132,6 +139,7 @@ struct Backend {
   std::filesystem::path data_dir;
   std::unique_ptr<store::sqlite::Database> database;
   std::unique_ptr<store::sqlite::SqliteMetadataStore> metadata;
+  std::unique_ptr<store::sqlite::SqliteIdentityStore> identity;
   std::unique_ptr<store::LocalBlobStore> blobs;
   std::unique_ptr<jobs::SqliteJobQueue> queue;
   std::optional<api::EmbeddingService> embedding;
@@ -243,6 +251,7 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   if (!database) return Fail(database.error());
   b->database = std::move(*database);
   b->metadata = std::make_unique<store::sqlite::SqliteMetadataStore>(*b->database);
+  b->identity = std::make_unique<store::sqlite::SqliteIdentityStore>(*b->database);
   b->blobs = std::make_unique<store::LocalBlobStore>(b->data_dir / "blobs");
   b->queue = std::make_unique<jobs::SqliteJobQueue>(*b->database);
   health.Add("database", [m = b->metadata.get()] {
@@ -318,6 +327,110 @@ void StartWorkers(Backend& b, int concurrency) {
   b.workers->Start();
 }
 
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    std::string item = s.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+// Authentication, authorization and rate limits of the HTTP API.
+struct Access {
+  std::unique_ptr<auth::JwtVerifier> jwt;
+  std::unique_ptr<auth::TokenBucketLimiter> limiter;
+  std::unique_ptr<api::Security> security;
+};
+
+Result<Access> BuildAccess(const Settings& settings, Backend& b, ThreadPool& blocking_pool,
+                           metrics::Registry& registry) {
+  Access a;
+  if (settings.auth == "none" && !IsLoopback(settings.host)) {
+    return Fail(Error::InvalidArgument("MODULO_AUTH=none is refused on " + settings.host +
+                                       ": without authentication the server must listen on loopback only"));
+  }
+  if (!settings.jwt_secret.empty() || !settings.jwks.empty()) {
+    auth::JwtVerifierOptions jo;
+    if (!settings.jwt_secret.empty()) jo.hs256_secret = settings.jwt_secret;
+    jo.jwks_source = settings.jwks;
+    jo.issuer = settings.jwt_issuer;
+    jo.audience = settings.jwt_audience;
+    auto jwt = auth::JwtVerifier::Create(jo);
+    if (!jwt) return Fail(std::move(jwt.error()).Wrap("JWT configuration"));
+    a.jwt = std::move(*jwt);
+    if (auto e = a.jwt->last_jwks_error()) log::Warn("JWKS not loaded yet", {{"error", e->message()}});
+  }
+  a.limiter = std::make_unique<auth::TokenBucketLimiter>();
+  api::SecurityOptions so;
+  so.required = settings.auth != "none";
+  so.auto_provision = settings.jwt_auto_provision;
+  so.search = {2 * settings.rate_limit_search, settings.rate_limit_search};
+  so.upload = {std::max(10.0, 2 * settings.rate_limit_upload), settings.rate_limit_upload};
+  so.trusted_proxies = SplitList(settings.trusted_proxies);
+  a.security = std::make_unique<api::Security>(*b.identity, blocking_pool, a.jwt.get(), *a.limiter, so, registry);
+  return a;
+}
+
+// `modulo admin create-user`: a user straight in the configured store, with a new API key.
+int CreateUser(const Settings& settings, const std::string& name, bool admin, const std::string& key_name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path dir = fs::absolute(settings.data_dir, ec).lexically_normal();
+  fs::create_directories(dir, ec);
+  auto database = store::sqlite::Database::Open((dir / "modulo.db").string(), 1);
+  if (!database) {
+    std::fprintf(stderr, "modulo: %s\n", database.error().message().c_str());
+    return 1;
+  }
+  store::sqlite::SqliteIdentityStore identity(**database);
+  store::User u;
+  u.name = name;
+  u.role = admin ? "admin" : "user";
+  auto user = identity.CreateUser(u);
+  if (!user) {
+    std::fprintf(stderr, "modulo: cannot create user '%s': %s\n", name.c_str(), user.error().message().c_str());
+    return 1;
+  }
+  auto key = auth::GenerateApiKey();
+  if (!key) {
+    std::fprintf(stderr, "modulo: %s\n", key.error().message().c_str());
+    return 1;
+  }
+  store::ApiKeyRecord rec;
+  rec.key_id = key->key_id;
+  rec.user_id = user->id;
+  rec.name = key_name;
+  rec.prefix = key->prefix;
+  rec.hash = key->hash;
+  rec.created_at_ms = NowMs();
+  if (auto st = identity.CreateApiKey(rec); !st) {
+    std::fprintf(stderr, "modulo: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  store::AuditEntry e;
+  e.principal_id = user->id;
+  e.action = "user.create";
+  e.resource = "user:" + user->id;
+  e.outcome = "ok";
+  e.detail = nlohmann::json{{"via", "modulo admin create-user"}, {"role", user->role}}.dump();
+  (void)identity.AppendAudit(e);
+  std::printf("user_id: %s\nname: %s\nrole: %s\napi_key: %s\n", user->id.c_str(), user->name.c_str(),
+              user->role.c_str(), key->secret_text.c_str());
+  std::fprintf(stderr, "Keep the API key: it is shown only this once. Send it as 'Authorization: Bearer <api_key>'.\n");
+  return 0;
+}
+
 // Signals were blocked in every thread at start; wait for one here.
 int WaitForSignal() {
   sigset_t set;
@@ -367,6 +480,11 @@ int Serve(const Settings& settings) {
 
   auto retrieval = BuildRetrieval(settings, b, blocking_pool, registry);
   if (!retrieval) return StartupFailure(retrieval.error());
+  auto access = BuildAccess(settings, b, blocking_pool, registry);
+  if (!access) return StartupFailure(access.error());
+  if (settings.auth == "none") {
+    log::Warn("authentication is off (MODULO_AUTH=none): every request acts as the local admin");
+  }
   // Jobs run here keep the indexes warm (catch-up off the worker thread); writes by other
   // processes are caught up by the next search.
   b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync.get()](const std::string& id) {
@@ -383,8 +501,31 @@ int Serve(const Settings& settings) {
   std::unique_ptr<http::Server> server;
   api::AppContext app{settings, registry, events, health, cpu_pool, blocking_pool,
                       [&server] { return server == nullptr || server->draining(); }};
+  router.SetGuard(access->security->MakeGuard());
+  app.topic_access = [&b](const http::Request& req, const std::string& topic) -> Status {
+    // task:<id> follows the task's collection; collection:<id> needs read access to it.
+    if (const auth::Principal* p = api::Security::PrincipalOf(req); p != nullptr && p->is_admin()) return {};
+    std::string collection_id;
+    if (topic.starts_with("collection:")) {
+      collection_id = topic.substr(11);
+    } else if (topic.starts_with("task:")) {
+      auto job = b.queue->Get(topic.substr(5));
+      if (!job) return Fail(Error::NotFound("topic " + topic + " not found"));
+      collection_id = job->collection_id;
+    }
+    if (collection_id.empty()) return {};
+    if (auto st = api::ScopedStore(*b.metadata, *b.identity, req).Require(collection_id, store::AccessLevel::kRead); !st) {
+      return Fail(Error::NotFound("topic " + topic + " not found"));
+    }
+    return {};
+  };
   api::AddSystemRoutes(router, app);
   if (b.embedding) api::AddEmbeddingRoutes(router, app, *b.embedding);
+  api::QuotaDefaults quotas;
+  quotas.collections = settings.quota_collections;
+  quotas.files_per_collection = settings.quota_files_per_collection;
+  quotas.storage_bytes = static_cast<std::int64_t>(settings.quota_storage_bytes);
+  quotas.llm_tokens_per_day = settings.quota_llm_tokens_per_day;
   api::CollectionServices collection_services{
       *b.metadata,
       *b.queue,
@@ -394,9 +535,15 @@ int Serve(const Settings& settings) {
       settings.max_file_bytes > 0 ? settings.max_file_bytes : settings.max_upload_bytes,
       retrieval->sync.get(),
       retrieval->defaults,
-      static_cast<std::size_t>(settings.max_top_k)};
+      static_cast<std::size_t>(settings.max_top_k),
+      b.identity.get(),
+      access->security.get(),
+      quotas};
   api::AddCollectionRoutes(router, app, collection_services);
-  api::AddSearchRoutes(router, app, *retrieval->service);
+  api::AddSearchRoutes(router, app, *retrieval->service, *b.metadata, *b.identity);
+  api::TenancyServices tenancy{*b.identity, *b.metadata, *access->security, quotas,
+                               [sync = retrieval->sync.get()](const std::string& id) { sync->DropCollection(id); }};
+  api::AddTenancyRoutes(router, app, tenancy);
   api::AddOpenApiRoute(router, MODULO_VERSION);
 
   StartWorkers(b, settings.worker_concurrency);
@@ -498,6 +645,17 @@ int main(int argc, char** argv) {
   std::string concurrency;
   auto* concurrency_opt = worker->add_option("--concurrency", concurrency, "Jobs run at once (default 4)");
 
+  auto* admin = app.add_subcommand("admin", "Administration that works straight on the configured store");
+  admin->require_subcommand(1);
+  auto* create_user = admin->add_subcommand("create-user", "Create a user and print a new API key for it");
+  std::string new_user_name, new_key_name = "created by modulo admin";
+  bool new_user_admin = false;
+  create_user->add_option("--name", new_user_name, "User name (unique)")->required();
+  create_user->add_flag("--admin", new_user_admin, "Make the user a system admin");
+  create_user->add_option("--key-name", new_key_name, "A label for the API key");
+  std::map<std::string, std::string> admin_values;
+  auto admin_opts = AddSettingFlags(*create_user, admin_values);
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -518,6 +676,14 @@ int main(int argc, char** argv) {
     }
     std::fputs(RenderSettings(*s).c_str(), stdout);
     return 0;
+  }
+  if (create_user->parsed()) {
+    auto s = Load(config_file, admin_opts, admin_values);
+    if (!s) {
+      std::fprintf(stderr, "modulo: configuration error: %s\n", s.error().message().c_str());
+      return 2;
+    }
+    return CreateUser(*s, new_user_name, new_user_admin, new_key_name);
   }
   if (worker->parsed()) {
     if (concurrency_opt->count() > 0) {

@@ -179,8 +179,9 @@ def free_port():
 def start_server(binary, data_dir, extra_args=()):
     port = free_port()
     log = open(pathlib.Path(data_dir).parent / "modulo-eval.log", "wb")
+    env = dict(os.environ, MODULO_AUTH="none")  # one local user on loopback
     proc = subprocess.Popen([binary, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra_args],
-                            stdout=subprocess.DEVNULL, stderr=log)
+                            stdout=subprocess.DEVNULL, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

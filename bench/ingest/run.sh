@@ -5,6 +5,7 @@
 #
 # Usage: bench/ingest/run.sh [BUILD_DIR] [--pdf-only]   (default build-bench; needs the model: make model)
 set -euo pipefail
+export MODULO_AUTH=none  # one local user: measure the work, not authentication
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${1:-$ROOT/build-bench}"
 CACHE="${BENCH_CACHE:-$ROOT/.cache/bench-docs}"

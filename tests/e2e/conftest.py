@@ -35,6 +35,9 @@ class Server:
         self.stderr_path = data_dir.parent / f"modulo-{self.port}.log"
         cmd = [modulo_bin(), "serve", "--port", str(self.port), "--data-dir", str(data_dir), *args]
         full_env = dict(os.environ)
+        # Most tests are about one user: run them without authentication (the server listens on
+        # loopback). The tenancy tests ask for MODULO_AUTH=required.
+        full_env["MODULO_AUTH"] = "none"
         full_env.update(env or {})
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, env=full_env)

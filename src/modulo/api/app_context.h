@@ -4,12 +4,19 @@
 #pragma once
 
 #include <functional>
+#include <string>
+
+#include "modulo/core/error.h"
 
 #include "modulo/core/config.h"
 #include "modulo/core/event_bus.h"
 #include "modulo/core/health.h"
 #include "modulo/core/thread_pool.h"
 #include "modulo/metrics/registry.h"
+
+namespace modulo::http {
+struct Request;
+}
 
 namespace modulo::api {
 
@@ -21,6 +28,9 @@ struct AppContext {
   ThreadPool& cpu_pool;
   ThreadPool& blocking_pool;
   std::function<bool()> draining;  // true once shutdown has begun
+  // May the request's principal follow this event topic (task:<id>, collection:<id>)? Blocking:
+  // call it on the blocking pool. Unset: every topic is allowed.
+  std::function<Status(const http::Request&, const std::string& topic)> topic_access;
 };
 
 }  // namespace modulo::api

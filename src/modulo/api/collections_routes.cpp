@@ -5,6 +5,8 @@
 #include <chrono>
 #include <ctime>
 
+#include <algorithm>
+
 #include "modulo/core/clock.h"
 #include "modulo/http/json_body.h"
 
@@ -58,7 +60,9 @@ json CollectionJson(const store::Collection& c, const std::vector<store::FileRec
               {"embedding_model", c.embedding_model},
               {"chunking", settings.value("chunking", json::object())},
               {"retrieval", settings.value("retrieval", json::object())},
-              {"user_ids", c.owner_id.empty() ? json::array() : json::array({c.owner_id})},
+              {"owner_type", c.owner_type},
+              {"owner_id", c.owner_id},
+              {"user_ids", c.owner_id.empty() || c.owner_type != "user" ? json::array() : json::array({c.owner_id})},
               {"generation", c.generation},
               {"reindexing", c.next_generation > c.generation},
               {"file_count", c.file_count},
@@ -109,7 +113,8 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     Route r;
     r.method = http::beast_http::verb::post;
     r.path = "/api/collections";
-    r.doc.summary = "Create a collection";
+    r.policy = "user";
+    r.doc.summary = "Create a collection (yours, or a team's with team_id when you are its admin)";
     r.doc.tag = "collections";
     r.doc.request_body = {
         {"required", true},
@@ -134,7 +139,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
       const json& j = *body;
       for (const auto& [key, value] : j.items()) {
         if (key != "name" && key != "description" && key != "is_private" && key != "chunking" && key != "retrieval" &&
-            key != "users" && key != "status") {
+            key != "team_id" && key != "users" && key != "status") {
           co_return ErrorResponse(Error::InvalidArgument("unknown field '" + key + "'"));
         }
         (void)value;
@@ -163,8 +168,28 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
       }
       nc.settings_json = json{{"chunking", chunking->ToJson()}, {"retrieval", retrieval.ToJson()}}.dump();
       nc.embedding_model = svc.default_embedding_model;
-      auto created = co_await RunOn(app.blocking_pool, [&] { return svc.store.CreateCollection(nc); });
-      if (!created) co_return ErrorResponse(created.error());
+      const auth::Principal* me = Security::PrincipalOf(req);
+      nc.owner_id = me != nullptr ? me->user_id : "";
+      if (j.contains("team_id")) {
+        if (!j["team_id"].is_string()) co_return ErrorResponse(Error::InvalidArgument("'team_id' must be a string"));
+        nc.owner_type = "team";
+        nc.owner_id = j["team_id"].get<std::string>();
+      }
+      auto created = co_await RunOn(app.blocking_pool, [&]() -> Result<store::Collection> {
+        auto scoped = ScopedStore(svc.store, *svc.identity, req);
+        if (me != nullptr) {
+          auto quota = QuotaFor(*svc.identity, svc.quotas, *me);
+          if (!quota) return Fail(quota.error());
+          nc.owner_collection_limit = quota->collections;
+        }
+        return scoped.CreateCollection(nc);
+      });
+      if (!created) {
+        if (created.error().code() == ErrorCode::kQuotaExceeded) svc.security->quota_rejections().With({"collections"}).Inc();
+        co_return ErrorResponse(created.error());
+      }
+      svc.security->Audit(req, "collection.create", "collection:" + created->id, "ok",
+                          {{"owner_type", created->owner_type}, {"owner_id", created->owner_id}});
       std::vector<store::FileRecord> none;
       co_return Response::Json(CollectionJson(*created, &none));
     };
@@ -173,11 +198,14 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
   {
     Route r;
     r.path = "/api/collections";
-    r.doc.summary = "List collections (file and chunk counts, without file lists)";
+    r.policy = "user";
+    r.doc.summary = "Collections you can read (file and chunk counts, without file lists)";
     r.doc.tag = "collections";
     r.doc.responses = {{"200", Doc("Collections, newest first")}};
-    r.handler = [&app, &svc](Request&) -> asio::awaitable<Response> {
-      auto list = co_await RunOn(app.blocking_pool, [&] { return svc.store.ListCollections(""); });
+    r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
+      auto list = co_await RunOn(app.blocking_pool, [&] {
+        return ScopedStore(svc.store, *svc.identity, req).ListCollections("");
+      });
       if (!list) co_return ErrorResponse(list.error());
       json arr = json::array();
       for (const auto& c : *list) arr.push_back(CollectionJson(c, nullptr));
@@ -188,15 +216,17 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
   {
     Route r;
     r.path = "/api/collections/{collection_id}";
+    r.policy = "collection:read:collection_id";
     r.doc.summary = "Get a collection with its files";
     r.doc.tag = "collections";
     r.doc.responses = {{"200", Doc("The collection")}, {"404", Doc("No such collection")}};
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       const std::string id = req.PathParam("collection_id");
       auto result = co_await RunOn(app.blocking_pool, [&]() -> Result<json> {
-        auto c = svc.store.GetCollection(id);
+        auto scoped = ScopedStore(svc.store, *svc.identity, req);
+        auto c = scoped.GetCollection(id);
         if (!c) return Fail(c.error());
-        auto files = svc.store.ListFiles(id);
+        auto files = scoped.ListFiles(id);
         if (!files) return Fail(files.error());
         return CollectionJson(*c, &*files);
       });
@@ -209,17 +239,19 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     Route r;
     r.method = http::beast_http::verb::delete_;
     r.path = "/api/collections/{collection_id}";
+    r.policy = "collection:admin:collection_id";
     r.doc.summary = "Delete a collection with all its files and chunks";
     r.doc.tag = "collections";
     r.doc.responses = {{"204", {{"description", "Deleted"}}}, {"404", Doc("No such collection")}};
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       const std::string id = req.PathParam("collection_id");
       auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
-        if (auto d = svc.store.DeleteCollection(id); !d) return d;
+        if (auto d = ScopedStore(svc.store, *svc.identity, req).DeleteCollection(id); !d) return d;
         if (svc.index_sync != nullptr) svc.index_sync->DropCollection(id);
         return {};
       });
       if (!st) co_return ErrorResponse(st.error());
+      svc.security->Audit(req, "collection.delete", "collection:" + id, "ok");
       co_return Response::NoContent();
     };
     router.Add(std::move(r));
@@ -228,6 +260,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     Route r;
     r.method = http::beast_http::verb::post;
     r.path = "/api/collections/{collection_id}/documents";
+    r.policy = "collection:write:collection_id|upload";
     r.body = http::BodyKind::kMultipart;
     r.doc.summary = "Upload documents (multipart field 'files', one or many); processing runs in the background";
     r.doc.tag = "documents";
@@ -266,8 +299,32 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
         }
         uploads.push_back({f.path, f.filename, f.content_type, f.size});
       }
-      auto accepted = co_await RunOn(app.blocking_pool, [&] { return svc.ingest->Accept(id, std::move(uploads)); });
+      auto accepted = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<ingest::Accepted>> {
+        store::FileLimits limits;
+        if (const auth::Principal* me = Security::PrincipalOf(req)) {
+          auto quota = QuotaFor(*svc.identity, svc.quotas, *me);
+          if (!quota) return Fail(quota.error());
+          limits.files_per_collection = quota->files_per_collection;
+          limits.owner_storage_bytes = quota->storage_bytes;
+        }
+        return svc.ingest->Accept(id, std::move(uploads), limits);
+      });
       if (!accepted) co_return ErrorResponse(accepted.error());
+      // Every file refused by a quota: the request as a whole is over quota.
+      const bool all_over_quota =
+          !accepted->empty() && rejected.empty() && std::all_of(accepted->begin(), accepted->end(), [](const auto& a) {
+            return a.error_code == ErrorCode::kQuotaExceeded;
+          });
+      for (const auto& a : *accepted) {
+        if (a.error_code == ErrorCode::kQuotaExceeded) {
+          auto d = json::parse(a.error_details, nullptr, false);
+          svc.security->quota_rejections().With({d.is_object() ? d.value("resource", "files") : "files"}).Inc();
+        }
+      }
+      if (all_over_quota) {
+        const auto& first = accepted->front();
+        co_return ErrorResponse(Error(ErrorCode::kQuotaExceeded, first.error).WithDetails(first.error_details));
+      }
       json arr = json::array();
       for (const auto& list : {&*accepted, &rejected}) {
         for (const auto& a : *list) {
@@ -286,15 +343,13 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
   {
     Route r;
     r.path = "/api/collections/{collection_id}/files";
+    r.policy = "collection:read:collection_id";
     r.doc.summary = "Files of a collection with their processing status";
     r.doc.tag = "documents";
     r.doc.responses = {{"200", Doc("Files in upload order")}, {"404", Doc("No such collection")}};
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       const std::string id = req.PathParam("collection_id");
-      auto files = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<store::FileRecord>> {
-        if (auto c = svc.store.GetCollection(id); !c) return Fail(c.error());
-        return svc.store.ListFiles(id);
-      });
+      auto files = co_await RunOn(app.blocking_pool, [&] { return ScopedStore(svc.store, *svc.identity, req).ListFiles(id); });
       if (!files) co_return ErrorResponse(files.error());
       json arr = json::array();
       for (const auto& f : *files) arr.push_back(FileJson(f));
@@ -306,6 +361,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     Route r;
     r.method = http::beast_http::verb::delete_;
     r.path = "/api/collections/{collection_id}/documents/{document_id}";
+    r.policy = "collection:write:collection_id";
     r.doc.summary = "Delete a document and its chunks";
     r.doc.tag = "documents";
     r.doc.responses = {{"204", {{"description", "Deleted"}}}, {"404", Doc("No such document in this collection")}};
@@ -313,11 +369,12 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
       const std::string cid = req.PathParam("collection_id");
       const std::string did = req.PathParam("document_id");
       auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
-        auto f = svc.store.GetFile(did);
+        auto scoped = ScopedStore(svc.store, *svc.identity, req);
+        auto f = scoped.GetFile(did);
         if (!f || f->collection_id != cid) {
           return Fail(Error::NotFound("document " + did + " not found in collection " + cid));
         }
-        if (auto s = svc.store.DeleteFile(did); !s) return s;
+        if (auto s = scoped.DeleteFile(did); !s) return s;
         if (svc.ingest != nullptr) return svc.ingest->RefreshCollectionStatus(cid);
         return {};
       });
@@ -330,6 +387,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     Route r;
     r.method = http::beast_http::verb::post;
     r.path = "/api/collections/{collection_id}/reindex";
+    r.policy = "collection:write:collection_id";
     r.doc.summary = "Re-chunk and re-embed every file into a new generation, then switch to it atomically";
     r.doc.tag = "collections";
     r.doc.request_body = {{"required", false},
@@ -364,12 +422,24 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
   {
     Route r;
     r.path = "/api/tasks/{task_id}";
+    r.policy = "user";  // and read access to the task's collection, checked below
     r.doc.summary = "A background task: state, stage, progress, attempts and error";
     r.doc.tag = "tasks";
     r.doc.responses = {{"200", Doc("The task")}, {"404", Doc("No such task")}};
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       const std::string id = req.PathParam("task_id");
-      auto job = co_await RunOn(app.blocking_pool, [&] { return svc.jobs.Get(id); });
+      auto job = co_await RunOn(app.blocking_pool, [&]() -> Result<jobs::Job> {
+        auto j = svc.jobs.Get(id);
+        if (!j) return j;
+        // A task is visible to whoever can read its collection.
+        if (!j->collection_id.empty()) {
+          if (auto st = ScopedStore(svc.store, *svc.identity, req).Require(j->collection_id, store::AccessLevel::kRead);
+              !st) {
+            return Fail(Error::NotFound("task " + id + " not found"));
+          }
+        }
+        return j;
+      });
       if (!job) co_return ErrorResponse(job.error());
       co_return Response::Json(TaskJson(*job));
     };

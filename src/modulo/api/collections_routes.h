@@ -11,6 +11,8 @@
 #pragma once
 
 #include "modulo/api/app_context.h"
+#include "modulo/api/security.h"
+#include "modulo/api/tenancy_routes.h"
 #include "modulo/http/router.h"
 #include "modulo/ingest/ingest_service.h"
 #include "modulo/jobs/job_queue.h"
@@ -30,6 +32,9 @@ struct CollectionServices {
   search::IndexSync* index_sync = nullptr;  // told when a collection is deleted
   search::RetrievalSettings retrieval_defaults;
   std::size_t max_top_k = 100;
+  store::IdentityStore* identity = nullptr;  // every handler reads through a store scoped to the caller
+  Security* security = nullptr;
+  QuotaDefaults quotas;
 };
 
 void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServices& services);

@@ -97,6 +97,7 @@ void AddEmbeddingRoutes(http::Router& router, AppContext& app, EmbeddingService&
   http::Route r;
   r.method = http::beast_http::verb::post;
   r.path = "/v1/embeddings";
+  r.policy = "user|search";
   r.max_body_bytes = 64ull * 1024 * 1024;
   nlohmann::json schema = nlohmann::json::parse(R"({
     "type": "object", "required": ["input"],

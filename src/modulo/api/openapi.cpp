@@ -72,6 +72,7 @@ void AddOpenApiRoute(http::Router& router, const std::string& version) {
   auto once = std::make_shared<std::once_flag>();
   http::Route r;
   r.path = "/openapi.json";
+  r.policy = "public";
   r.doc = {.summary = "This OpenAPI document",
            .tag = "system",
            .request_body = nullptr,

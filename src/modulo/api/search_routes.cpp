@@ -2,6 +2,7 @@
 
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
+#include "modulo/api/security.h"
 #include "modulo/http/json_body.h"
 
 namespace modulo::api {
@@ -9,10 +10,12 @@ namespace modulo::api {
 namespace asio = boost::asio;
 using json = nlohmann::json;
 
-void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchService& service) {
+void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchService& service,
+                     store::MetadataStore& store, store::IdentityStore& identity) {
   http::Route r;
   r.method = http::beast_http::verb::post;
   r.path = "/api/search";
+  r.policy = "user|search";  // the collection is in the body: the scoped store checks read access
   r.doc.summary = "Search a collection: hybrid (vector + BM25) retrieval with per-stage timings";
   r.doc.tag = "search";
   r.doc.request_body = {
@@ -34,11 +37,15 @@ void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchSe
                                "execution_time, status, metadata.stages"}}},
       {"400", {{"description", "A bad question, top_k or filter (the message names it)"}}},
       {"404", {{"description", "No such collection"}}}};
-  r.handler = [&service](http::Request& req) -> asio::awaitable<http::Response> {
+  r.handler = [&service, &store, &identity](http::Request& req) -> asio::awaitable<http::Response> {
     auto body = http::ParseJsonBody(req);
     if (!body) co_return http::Response::FromError(body.error());
     auto query = service.Parse(*body);
     if (!query) co_return http::Response::FromError(query.error());
+    const auth::Principal* principal = Security::PrincipalOf(req);
+    auto scoped = std::make_unique<store::ScopedMetadataStore>(
+        store, identity, principal != nullptr ? Security::ScopeOf(*principal) : store::AccessScope{});
+    query->store = scoped.get();
     auto result = co_await service.Search(std::move(*query));
     if (!result) co_return http::Response::FromError(result.error());
     co_return http::Response::Json(*result);

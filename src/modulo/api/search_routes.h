@@ -4,9 +4,12 @@
 #include "modulo/api/app_context.h"
 #include "modulo/http/router.h"
 #include "modulo/search/search_service.h"
+#include "modulo/store/identity_store.h"
 
 namespace modulo::api {
 
-void AddSearchRoutes(http::Router& router, AppContext& app, search::SearchService& service);
+// Every search reads through a store scoped to the caller (collections it cannot read are 404).
+void AddSearchRoutes(http::Router& router, AppContext& app, search::SearchService& service,
+                     store::MetadataStore& store, store::IdentityStore& identity);
 
 }  // namespace modulo::api

@@ -54,6 +54,7 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/health";
+    r.policy = "public";
     r.doc = {.summary = "Liveness: the process is up and serving HTTP",
              .tag = "system",
              .request_body = nullptr,
@@ -67,6 +68,7 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/ready";
+    r.policy = "public";
     r.doc = {.summary = "Readiness: every required component answers and the server is not draining",
              .tag = "system",
              .request_body = nullptr,
@@ -89,6 +91,7 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/api/health";
+    r.policy = "public";
     r.doc = {.summary = "Health of every component (503 when any is unhealthy)",
              .tag = "system",
              .request_body = nullptr,
@@ -110,6 +113,7 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/metrics";
+    r.policy = "public";
     r.doc = {.summary = "Prometheus metrics (text exposition format 0.0.4)",
              .tag = "system",
              .request_body = nullptr,
@@ -144,6 +148,15 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
       }
       if (topics.empty()) co_return Response::FromError(Error::InvalidArgument("query parameter 'topic' is required"));
       if (topics.size() > 32) co_return Response::FromError(Error::InvalidArgument("at most 32 topics per stream"));
+      if (app.topic_access) {
+        auto allowed = co_await RunOn(app.blocking_pool, [&]() -> Status {
+          for (const auto& t : topics) {
+            if (auto st = app.topic_access(req, t); !st) return st;
+          }
+          return {};
+        });
+        if (!allowed) co_return Response::FromError(allowed.error());
+      }
       co_return Response::EventStream([&app, topics](http::SseWriter& w) -> asio::awaitable<void> {
         using Event = std::pair<std::string, std::string>;
         auto queue = std::make_shared<http::AsyncQueue<Event>>(w.executor(), 1024);
@@ -197,6 +210,13 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
           if (!topic) {
             ws.Send(nlohmann::json{{"type", "error"}, {"message", topic.error().message()}}.dump());
             continue;
+          }
+          if (type == "subscribe" && app.topic_access) {
+            auto allowed = co_await RunOn(app.blocking_pool, [&] { return app.topic_access(req, topic->name); });
+            if (!allowed) {
+              ws.Send(nlohmann::json{{"type", "error"}, {"message", allowed.error().message()}}.dump());
+              continue;
+            }
           }
           if (type == "subscribe") {
             if (subs.size() >= 64) {

@@ -270,6 +270,41 @@ std::vector<SettingSpec> BuildSpecs() {
                          &Settings::exact_search_threshold, 0, 100000000));
   v.push_back(DoubleSetting("MODULO_BM25_K1", "bm25-k1", "BM25 term-frequency saturation.", &Settings::bm25_k1, 0, 10));
   v.push_back(DoubleSetting("MODULO_BM25_B", "bm25-b", "BM25 document-length normalisation.", &Settings::bm25_b, 0, 1));
+  v.push_back(StringSetting("MODULO_AUTH", "auth",
+                            "required: every route but health, readiness, metrics and the API description needs an "
+                            "API key or a JWT; none: no authentication, everyone is the local admin (refused unless "
+                            "the server listens on loopback only).",
+                            &Settings::auth, {"required", "none"}));
+  v.push_back(StringSetting("MODULO_JWT_SECRET", "", "Shared secret that enables HS256 JWT bearer tokens.",
+                            &Settings::jwt_secret, {}, true, true));
+  v.push_back(StringSetting("MODULO_JWKS", "jwks",
+                            "JWKS of the identity provider for RS256/ES256 JWTs: a file path or an http(s) URL "
+                            "(cached, refreshed every 5 minutes and on an unknown key id).",
+                            &Settings::jwks, {}, false, true));
+  v.push_back(StringSetting("MODULO_JWT_ISSUER", "jwt-issuer", "Required JWT issuer (iss), when set.",
+                            &Settings::jwt_issuer, {}, false, true));
+  v.push_back(StringSetting("MODULO_JWT_AUDIENCE", "jwt-audience", "Required JWT audience (aud), when set.",
+                            &Settings::jwt_audience, {}, false, true));
+  v.push_back(BoolSetting("MODULO_JWT_AUTO_PROVISION", "jwt-auto-provision",
+                          "Create the user of a valid JWT whose subject is not known yet.", &Settings::jwt_auto_provision));
+  v.push_back(DoubleSetting("MODULO_RATE_LIMIT_SEARCH", "rate-limit-search",
+                            "Searches and embeddings per second per principal (bursts of twice that); 0 = unlimited.",
+                            &Settings::rate_limit_search, 0, 1e6));
+  v.push_back(DoubleSetting("MODULO_RATE_LIMIT_UPLOAD", "rate-limit-upload",
+                            "Upload requests per second per principal (bursts of twice that, at least 10); 0 = unlimited.",
+                            &Settings::rate_limit_upload, 0, 1e6));
+  v.push_back(StringSetting("MODULO_TRUSTED_PROXIES", "trusted-proxies",
+                            "Comma-separated proxy addresses whose X-Forwarded-For names the client.",
+                            &Settings::trusted_proxies, {}, false, true));
+  v.push_back(IntSetting("MODULO_QUOTA_COLLECTIONS", "quota-collections", "Collections a user may own (admins: no limit).",
+                         &Settings::quota_collections, 0, 1000000));
+  v.push_back(IntSetting("MODULO_QUOTA_FILES_PER_COLLECTION", "quota-files-per-collection",
+                         "Files a user's collection may hold.", &Settings::quota_files_per_collection, 0, 100000000));
+  v.push_back(SizeSetting("MODULO_QUOTA_STORAGE_BYTES", "quota-storage-bytes",
+                          "Bytes of uploaded files a user's collections may hold.", &Settings::quota_storage_bytes, 0,
+                          1ULL << 50));
+  v.push_back(IntSetting("MODULO_QUOTA_LLM_TOKENS_PER_DAY", "quota-llm-tokens-per-day",
+                         "LLM tokens a user may spend per day (UTC).", &Settings::quota_llm_tokens_per_day, 0, 2000000000));
   return v;
 }
 

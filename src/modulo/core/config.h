@@ -80,6 +80,20 @@ struct Settings {
   int exact_search_threshold = 5000;
   double bm25_k1 = 0.9;
   double bm25_b = 0.4;
+  // Tenancy and security
+  std::string auth = "required";  // "required" | "none" (loopback only)
+  std::string jwt_secret;         // HS256
+  std::string jwks;               // RS256/ES256 keys: a file or an http(s) URL
+  std::string jwt_issuer;
+  std::string jwt_audience;
+  bool jwt_auto_provision = false;
+  double rate_limit_search = 20;  // requests per second per principal (burst: twice that); 0 = off
+  double rate_limit_upload = 2;
+  std::string trusted_proxies;    // comma-separated addresses
+  int quota_collections = 10;
+  int quota_files_per_collection = 100;
+  std::size_t quota_storage_bytes = 10ULL << 30;
+  int quota_llm_tokens_per_day = 100000;
 
   // Resolved values for the 0 = auto settings.
   [[nodiscard]] int EffectiveWebConcurrency() const;

@@ -69,9 +69,18 @@ class [[nodiscard]] Error {
   // "<code name>: <message>", for logs.
   [[nodiscard]] std::string ToString() const;
 
+  // Machine-readable context as a JSON object text (e.g. {"resource":"collections","usage":10,
+  // "limit":10}); merged into the HTTP error body beside "detail" and "code". Never secrets.
+  [[nodiscard]] const std::string& details() const noexcept { return details_; }
+  [[nodiscard]] Error WithDetails(std::string json_object) && {
+    details_ = std::move(json_object);
+    return std::move(*this);
+  }
+
  private:
   ErrorCode code_;
   std::string message_;
+  std::string details_;
 };
 
 template <typename T>

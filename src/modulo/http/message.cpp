@@ -1,5 +1,8 @@
 #include "modulo/http/message.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "modulo/http/status.h"
 #include "modulo/http/url.h"
 
@@ -46,6 +49,14 @@ Response Response::FromError(const Error& e) {
   Response r;
   r.status = ToHttpStatus(e.code());
   r.body = ErrorBody(e);
+  if (!e.details().empty()) {
+    // Rate limits and quotas say when to come back.
+    auto details = nlohmann::json::parse(e.details(), nullptr, false);
+    if (details.is_object() && details.contains("retry_after") && details["retry_after"].is_number()) {
+      const auto seconds = static_cast<long long>(std::ceil(details["retry_after"].get<double>()));
+      r.WithHeader("Retry-After", std::to_string(std::max(1LL, seconds)));
+    }
+  }
   return r;
 }
 

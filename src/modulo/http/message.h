@@ -14,6 +14,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <cstddef>
 #include <filesystem>
+#include <any>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,6 +55,9 @@ struct Request {
   std::string route;  // the matched route template, e.g. "/api/collections/{id}"
   std::string request_id;
   std::string remote_address;
+  // Set by the router's guard before the body is read (the authenticated principal, for the
+  // layers above; http never looks inside).
+  std::any principal;
 
   [[nodiscard]] std::string_view Header(std::string_view name) const;
   // Percent-decoded value of the first query parameter with this name.
@@ -110,7 +114,14 @@ struct Route {
   WebSocketHandler websocket;  // set for WebSocket routes (GET with Upgrade)
   BodyKind body = BodyKind::kBuffered;
   std::size_t max_body_bytes = 0;  // 0 = the server's default for the body kind
+  // Who may call the route, interpreted by the router's guard (see Router::SetGuard); the http
+  // module attaches no meaning to it. Declared here so every route states its policy in one place.
+  std::string policy;
   RouteDoc doc;
 };
+
+// Runs after a route matched and before its body is read (or its WebSocket upgraded): a response
+// ends the request there (the unread body is not read; the connection closes).
+using Guard = std::function<boost::asio::awaitable<std::optional<Response>>(const Route&, Request&)>;
 
 }  // namespace modulo::http

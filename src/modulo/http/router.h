@@ -27,8 +27,13 @@ class Router {
   // `path` is the raw (still percent-encoded) path; parameters are decoded.
   [[nodiscard]] RouteMatch Match(beast_http::verb method, std::string_view path) const;
   [[nodiscard]] const std::vector<Route>& routes() const noexcept { return routes_; }
+  // The one place that decides who may call which route (authentication, authorization, rate
+  // limits), from each route's `policy`.
+  void SetGuard(Guard guard) { guard_ = std::move(guard); }
+  [[nodiscard]] const Guard& guard() const noexcept { return guard_; }
 
  private:
+  Guard guard_;
   struct Compiled {
     std::vector<std::string> segments;  // "{x}" for parameters
     std::size_t literal_count = 0;

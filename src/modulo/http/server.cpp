@@ -601,7 +601,21 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
         endpoint = route.path;
         req.route = route.path;
         req.path_params = match.params;
-        if (route.websocket) {
+        std::optional<Response> guard_answer;
+        if (router.guard()) {
+          // The guard sees the headers before the body parser takes them over (it moves them into
+          // req.headers again once the body is read).
+          req.headers = header.base();
+          try {
+            guard_answer = co_await router.guard()(route, req);
+          } catch (const std::exception& e) {
+            req.Log(log::Level::kError, "guard threw", {{"error", e.what()}, {"route", endpoint}});
+            guard_answer = Response::FromError(Error::Internal("internal error (request id " + req.request_id + ")"));
+          }
+        }
+        if (guard_answer) {
+          res = std::move(*guard_answer);
+        } else if (route.websocket) {
           if (websocket::is_upgrade(header)) {
             handle->streaming = true;
             upgraded = true;
@@ -631,7 +645,7 @@ asio::awaitable<void> Server::Impl::Session(tcp::socket socket) {
           fail = body.fail;
           body_read = body_read || body.read;
         }
-        if (!fail && res.body.empty() && res.status == beast_http::status::ok) {
+        if (!fail && !guard_answer && res.body.empty() && res.status == beast_http::status::ok) {
           try {
             res = co_await route.handler(req);
           } catch (const std::exception& e) {

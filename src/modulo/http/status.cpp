@@ -31,6 +31,14 @@ status ToHttpStatus(ErrorCode code) noexcept {
 
 std::string ErrorBody(const Error& error) {
   nlohmann::json j = {{"detail", error.message()}, {"code", ErrorCodeName(error.code())}};
+  if (!error.details().empty()) {
+    auto details = nlohmann::json::parse(error.details(), nullptr, false);
+    if (details.is_object()) {
+      for (auto& [k, v] : details.items()) {
+        if (!j.contains(k)) j[k] = std::move(v);
+      }
+    }
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

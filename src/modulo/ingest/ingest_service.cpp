@@ -48,7 +48,8 @@ void IngestService::Publish(const std::string& collection_id, const std::string&
   if (!collection_id.empty()) events_.Publish("collection:" + collection_id, json);
 }
 
-Result<std::vector<Accepted>> IngestService::Accept(const std::string& collection_id, std::vector<Upload> uploads) {
+Result<std::vector<Accepted>> IngestService::Accept(const std::string& collection_id, std::vector<Upload> uploads,
+                                                    const store::FileLimits& limits) {
   auto collection = store_.GetCollection(collection_id);
   if (!collection) return Fail(collection.error());
   std::vector<Accepted> out;
@@ -60,6 +61,8 @@ Result<std::vector<Accepted>> IngestService::Accept(const std::string& collectio
     auto fail = [&](const Error& e) {
       a.status = "failed";
       a.error = e.message();
+      a.error_code = e.code();
+      a.error_details = e.details();
       std::error_code ec;
       std::filesystem::remove(up.spooled, ec);
       out.push_back(a);
@@ -88,7 +91,7 @@ Result<std::vector<Accepted>> IngestService::Accept(const std::string& collectio
     f.format = format;
     f.storage_key = *key;
     f.task_id = NewUuid();  // recorded before the job exists, so a crash in between is repaired
-    auto added = store_.AddFile(f);
+    auto added = store_.AddFile(f, limits);
     if (!added) {
       fail(added.error());
       continue;

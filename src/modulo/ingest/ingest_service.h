@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,8 @@ struct Accepted {
   std::string task_id;
   std::string status;  // "processing", or "duplicate" when the same bytes were already in the collection
   std::string error;   // set when this file could not be accepted
+  std::optional<ErrorCode> error_code;  // with `error`: why (kQuotaExceeded, kInvalidArgument, ...)
+  std::string error_details;            // with `error`: the error's JSON details, if any
 };
 
 class IngestService {
@@ -63,7 +66,9 @@ class IngestService {
                 IngestOptions options, metrics::Registry* registry = nullptr);
 
   // Records uploads for a collection and queues their processing. Each file gets its own outcome.
-  [[nodiscard]] Result<std::vector<Accepted>> Accept(const std::string& collection_id, std::vector<Upload> uploads);
+  // `limits` are the uploader's quotas, enforced atomically per file.
+  [[nodiscard]] Result<std::vector<Accepted>> Accept(const std::string& collection_id, std::vector<Upload> uploads,
+                                                     const store::FileLimits& limits = {});
 
   // The "ingest_file" job handler.
   [[nodiscard]] Status ProcessFile(const jobs::Job& job, jobs::JobContext& ctx);

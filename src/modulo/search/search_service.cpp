@@ -118,6 +118,7 @@ std::string NormalizeQuestion(std::string_view text, std::size_t max_bytes, bool
 
 struct SearchService::Plan {
   SearchQuery q;
+  store::MetadataStore* store = nullptr;  // the request's scoped store, or the service's
   Clock::time_point started;
   store::Collection state;
   RetrievalSettings settings;
@@ -194,7 +195,8 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
   p.q = q;
   p.started = Clock::now();
   auto t = Clock::now();
-  auto state = deps_.store.GetCollectionState(q.collection_id);
+  p.store = q.store != nullptr ? q.store : &deps_.store;
+  auto state = p.store->GetCollectionState(q.collection_id);
   if (!state) return Fail(state.error());
   p.state = std::move(*state);
   // The collection's settings, then the request's.
@@ -243,7 +245,7 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
       narrow({ids->begin(), ids->end()});
     }
     if (q.filters.contains("source") || q.filters.contains("file_type")) {
-      auto all = deps_.store.ListFiles(p.state.id);
+      auto all = p.store->ListFiles(p.state.id);
       if (!all) return Fail(all.error());
       for (const char* field : {"source", "file_type"}) {
         if (!q.filters.contains(field)) continue;
@@ -347,7 +349,7 @@ Result<json> SearchService::Finish(Plan& p, const std::vector<float>* query_vect
     const std::size_t want = (p.settings.top_k - kept.size()) + (p.settings.dedupe ? 4 : 0);
     std::vector<std::int64_t> ids;
     for (; next < fused.size() && ids.size() < want; ++next) ids.push_back(fused[next].chunk_id);
-    auto chunks = deps_.store.GetChunks(ids);
+    auto chunks = p.store->GetChunks(ids);
     if (!chunks) return Fail(chunks.error());
     std::unordered_map<std::int64_t, store::Chunk*> by_id;
     for (auto& c : *chunks) by_id[c.id] = &c;
@@ -381,7 +383,7 @@ Result<json> SearchService::Finish(Plan& p, const std::vector<float>* query_vect
     if (!wanted.empty()) {
       t = Clock::now();
       for (auto& [file, numbers] : wanted) {
-        auto got = deps_.store.GetChunksByNumber(file, p.state.generation, numbers);
+        auto got = p.store->GetChunksByNumber(file, p.state.generation, numbers);
         if (!got) return Fail(got.error());
         for (auto& c : *got) parents.emplace(std::pair{file, c.chunk_number}, std::move(c));
       }

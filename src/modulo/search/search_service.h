@@ -62,6 +62,9 @@ struct SearchQuery {
   nlohmann::json config;       // config_metadata as sent (validated against the defaults)
   nlohmann::json filters;      // config_metadata.filters (validated shape), null when none
   bool use_cache = true;
+  // The store as the caller may see it (a ScopedMetadataStore): every collection, file and chunk
+  // the search touches is read through it. Null: the service's own store (trusted callers).
+  store::MetadataStore* store = nullptr;
 };
 
 class SearchService {
