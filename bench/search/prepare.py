@@ -5,7 +5,7 @@
 
 Writes DIR/collection_id and, for each mode, DIR/<mode>.jsonl: one /api/search body per line,
 every question of the dataset (train and test queries: 1,109 distinct questions for SciFact).
-Modes: hybrid, vector, keyword (cache off: every request does the full work) and cached (cache
+All retrieval-only (no answer composed). Modes: hybrid, vector, keyword (cache off: every request does the full work) and cached (cache
 on, 50 questions, so after the first round every request is a cache hit).
 """
 import argparse
@@ -45,7 +45,8 @@ def main():
         with open(args.out / f"{mode}.jsonl", "w", encoding="utf-8") as f:
             for q in use:
                 f.write(json.dumps({"question": q, "collection_id": cid, "config_metadata": {
-                    "top_k": args.top_k, "retriever": retriever, "use_cache": mode == "cached"}}) + "\n")
+                    "top_k": args.top_k, "retriever": retriever, "use_cache": mode == "cached",
+                    "retrieval_only": True}}) + "\n")
     print(cid)
 
 

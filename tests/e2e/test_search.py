@@ -43,7 +43,9 @@ def test_hybrid_search_finds_the_right_document_with_rag_modulo_shape(server):
     r = search(server, cid, "  how does a   spacecraft change orbits? ")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["answer"] is None and body["metadata"]["mode"] == "retrieval"
+    assert body["metadata"]["answer_type"] == "extractive"
+    assert "Hohmann transfer" in body["answer"] and "[1]" in body["answer"]
+    assert body["metadata"]["citations"][0]["document_id"] == ids["orbit.md"]
     assert body["rewritten_query"] == "how does a spacecraft change orbits?"
     assert body["status"] == "completed"
     assert sources(r)[0] == "orbit.md"
@@ -56,7 +58,10 @@ def test_hybrid_search_finds_the_right_document_with_rag_modulo_shape(server):
     assert top["score"] > 0 and "vector" in top["scores"] and "keyword" in top["scores"]
     assert body["documents"][0] == {"document_id": ids["orbit.md"], "document_name": "orbit.md"}
     stages = {s["stage"] for s in body["metadata"]["stages"]}
-    assert {"prepare", "sync", "keyword", "embed", "vector", "fusion", "hydrate", "total"} <= stages
+    assert {"prepare", "sync", "keyword", "embed", "vector", "fusion", "hydrate", "answer", "total"} <= stages
+    only = search(server, cid, "how does a spacecraft change orbits?", retrieval_only=True).json()
+    assert only["answer"] is None and only["metadata"]["mode"] == "retrieval"
+    assert only["query_results"] == body["query_results"]
     assert 0 < body["execution_time"] < 5
     scores = [q["score"] for q in body["query_results"]]
     assert scores == sorted(scores, reverse=True)

@@ -9,6 +9,7 @@
 
 #include "modulo/core/clock.h"
 #include "modulo/http/json_body.h"
+#include "modulo/index/types.h"
 
 namespace modulo::api {
 namespace {
@@ -41,11 +42,7 @@ json FileJson(const store::FileRecord& f) {
 }
 
 std::string VectorDbName(const store::Collection& c) {
-  std::string id;
-  for (char ch : c.id) {
-    if (ch != '-') id += ch;
-  }
-  return "collection_" + id;
+  return index::VectorCollectionName(c.owner_type, c.owner_id, c.id, c.generation);
 }
 
 json CollectionJson(const store::Collection& c, const std::vector<store::FileRecord>* files) {

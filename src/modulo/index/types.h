@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace modulo::index {
@@ -38,6 +39,28 @@ struct SearchFilter {
 
   [[nodiscard]] bool empty() const noexcept { return !file_ids && !page_min && !page_max; }
 };
+
+// The engine-side name of a collection's vector index, after the seed's convention
+// `user_{user_id}_collection_{collection_id}` (`team_…` for team-owned collections), with `_g{n}`
+// for generations after the first; sanitised for engines such as Milvus: only [A-Za-z0-9_],
+// starting with a letter, at most 255 characters.
+[[nodiscard]] inline std::string VectorCollectionName(std::string_view owner_type, std::string_view owner_id,
+                                                      std::string_view collection_id, std::int64_t generation = 1) {
+  auto clean = [](std::string_view s) {
+    std::string out;
+    for (char c : s) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+      if (ok) out += c;
+      else if (c != '-') out += '_';
+    }
+    return out;
+  };
+  std::string name = std::string(owner_type == "team" ? "team_" : "user_") +
+                     (owner_id.empty() ? std::string("none") : clean(owner_id)) + "_collection_" + clean(collection_id);
+  if (generation > 1) name += "_g" + std::to_string(generation);
+  if (name.size() > 255) name.resize(255);
+  return name;
+}
 
 struct Hit {
   std::int64_t chunk_id = 0;

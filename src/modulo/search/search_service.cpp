@@ -1,5 +1,7 @@
 #include "modulo/search/search_service.h"
 
+#include "modulo/search/extractive_answer.h"
+
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -186,6 +188,7 @@ Result<SearchQuery> ParseSearchRequest(const json& body, const SearchOptions& op
       }
     }
     q.use_cache = q.config.value("use_cache", true);
+    q.retrieval_only = q.config.value("retrieval_only", false);
   }
   return q;
 }
@@ -285,7 +288,8 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
   // The result cache: keyed by everything the answer depends on.
   if (deps_.cache != nullptr && options_.cache_ttl.count() > 0 && q.use_cache) {
     t = Clock::now();
-    json k = {{"q", q.question}, {"s", p.settings.ToJson()}, {"f", q.filters}, {"m", deps_.model_name}};
+    json k = {{"q", q.question}, {"s", p.settings.ToJson()}, {"f", q.filters}, {"m", deps_.model_name},
+              {"r", q.retrieval_only}};
     p.cache_key = "search:" + p.state.id + ":" + std::to_string(p.state.generation) + ":" +
                   std::to_string(p.state.version) + ":" + Sha256Hex(k.dump());
     if (auto hit = deps_.cache->Get(p.cache_key)) {
@@ -425,13 +429,32 @@ Result<json> SearchService::Finish(Plan& p, const std::vector<float>* query_vect
     }
   }
 
-  json out = {{"answer", nullptr},
+  // The answer: extractive (no LLM), from the passages in the order returned.
+  json answer = nullptr;
+  json citations = json::array();
+  if (!p.q.retrieval_only && !kept.empty()) {
+    const auto t_answer = Clock::now();
+    std::vector<std::string_view> passages;
+    for (const auto& k : kept) passages.push_back(k.chunk.text);
+    auto composed = ComposeExtractiveAnswer(analyzer_, p.q.question, passages);
+    answer = composed.text;
+    for (auto n : composed.cited) {
+      const auto& c = kept[n - 1].chunk;
+      citations.push_back({{"n", n}, {"chunk_id", std::to_string(c.id)}, {"document_id", c.file_id},
+                           {"source", c.source}, {"page_number", c.page_number}});
+    }
+    p.Stage("answer", MsSince(t_answer));
+  }
+
+  json out = {{"answer", std::move(answer)},
               {"documents", std::move(documents)},
               {"query_results", std::move(results)},
               {"rewritten_query", p.q.question},
               {"status", store::ToString(p.state.status)},
               {"metadata",
-               {{"mode", "retrieval"},
+               {{"mode", p.q.retrieval_only ? "retrieval" : "extractive"},
+                {"answer_type", p.q.retrieval_only ? json(nullptr) : json("extractive")},
+                {"citations", std::move(citations)},
                 {"collection_id", p.state.id},
                 {"generation", p.state.generation},
                 {"collection_version", p.state.version},

@@ -5,9 +5,11 @@
 //   fusion (RRF or weighted) → hydrate the best chunks (one store query) → de-duplicate →
 //   parents (hierarchical collections) → response, cached under the collection's version.
 //
-// The response has RAG Modulo's SearchOutput shape: answer (null here: retrieval only; the
-// answers layer fills it), documents, query_results, rewritten_query, execution_time, plus
-// `status` (the collection's) and metadata.stages with per-stage timings.
+// The response has RAG Modulo's SearchOutput shape: answer, documents, query_results,
+// rewritten_query, execution_time, plus `status` (the collection's) and metadata.stages with
+// per-stage timings. The answer is extractive (the passages' most relevant sentences with [n]
+// citations, metadata.answer_type "extractive") unless config_metadata.retrieval_only is set
+// (then null).
 //
 // Thread-safety: Search may be called concurrently from any I/O thread; blocking store work and
 // index searches run on the blocking pool, embedding on the CPU pool (through the batcher).
@@ -28,6 +30,7 @@
 #include "modulo/index/keyword_index.h"
 #include "modulo/index/vector_store.h"
 #include "modulo/metrics/registry.h"
+#include "modulo/index/bm25/analyzer.h"
 #include "modulo/search/cache.h"
 #include "modulo/search/index_sync.h"
 #include "modulo/search/retrieval_settings.h"
@@ -62,6 +65,7 @@ struct SearchQuery {
   nlohmann::json config;       // config_metadata as sent (validated against the defaults)
   nlohmann::json filters;      // config_metadata.filters (validated shape), null when none
   bool use_cache = true;
+  bool retrieval_only = false;  // no answer: ranked passages only
   // The store as the caller may see it (a ScopedMetadataStore): every collection, file and chunk
   // the search touches is read through it. Null: the service's own store (trusted callers).
   store::MetadataStore* store = nullptr;
@@ -85,6 +89,7 @@ class SearchService {
 
   SearchDeps deps_;
   SearchOptions options_;
+  index::Analyzer analyzer_;  // for extractive answers
   metrics::HistogramFamily* stage_latency_ = nullptr;
   metrics::HistogramFamily* vector_latency_ = nullptr;
   metrics::CounterFamily* cache_requests_ = nullptr;

@@ -87,3 +87,17 @@ TEST(RetrievalSettingsTest, AppliesAndRoundTrips) {
 
 }  // namespace
 }  // namespace modulo::search
+
+namespace modulo::index {
+namespace {
+
+TEST(VectorCollectionNameTest, FollowsTheSeedConventionAndIsSafeForEngines) {
+  EXPECT_EQ(VectorCollectionName("user", "7f3c-aa", "0b1e-22"), "user_7f3caa_collection_0b1e22");
+  EXPECT_EQ(VectorCollectionName("team", "t1", "c1", 3), "team_t1_collection_c1_g3");
+  EXPECT_EQ(VectorCollectionName("user", "", "c1"), "user_none_collection_c1");
+  EXPECT_EQ(VectorCollectionName("user", "a b;drop", "c"), "user_a_b_drop_collection_c");
+  EXPECT_EQ(VectorCollectionName("user", std::string(300, 'x'), "c").size(), 255u);
+}
+
+}  // namespace
+}  // namespace modulo::index
