@@ -218,3 +218,20 @@ def test_collections_keep_their_own_retrieval_settings(server):
     assert bad.status_code == 400 and "retrieval.hnsw.m" in bad.json()["detail"]
     bad = requests.post(server.url + "/api/collections", json={"name": "x", "retrieval": {"fusion": "max"}})
     assert bad.status_code == 400 and "fusion" in bad.json()["detail"]
+
+
+def test_hierarchical_collections_return_each_hit_with_its_parent(server):
+    long_doc = ("# Rivers\n\n" + " ".join(
+        f"Sentence {i} describes how the river delta number {i} deposits silt and sand near the coast."
+        for i in range(60))).encode()
+    c = create_collection(server, "tree", chunking={"strategy": "hierarchical", "chunk_tokens": 64,
+                                                    "parent_tokens": 256})
+    assert upload(server, c["id"], [("rivers.md", long_doc)]).status_code == 202
+    assert wait_files_done(server, c["id"])[0]["status"] == "completed"
+    r = search(server, c["id"], "delta number 17 deposits silt")
+    assert r.status_code == 200, r.text
+    top = r.json()["query_results"][0]["chunk"]
+    assert "parent" in top, top
+    assert top["text"] in top["parent"]["text"] or len(top["parent"]["text"]) > len(top["text"])
+    plain = search(server, c["id"], "delta number 17 deposits silt", expand_parents=False).json()
+    assert "parent" not in plain["query_results"][0]["chunk"]

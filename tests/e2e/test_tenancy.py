@@ -276,13 +276,18 @@ def test_security_actions_are_audited(secure):
     actions = {e["action"] for e in entries}
     assert {"user.create", "api_key.create", "quota.override", "collection.create", "collection.share",
             "api_key.revoke"} <= actions
+    requests.get(secure.url + "/api/teams", headers={"Authorization": "Bearer mdk_" + "z" * 12 + "_" + "y" * 43})
+    time.sleep(0.3)
+    failed = [e for e in secure.admin.get("/api/audit?limit=1000").json() if e["action"] == "login.failed"]
+    assert failed and failed[-1]["detail"]["reason"] in ("invalid_api_key", "malformed_api_key")
+    assert "y" * 43 not in json.dumps(failed), "the credential is never recorded"
     share = next(e for e in entries if e["action"] == "collection.share")
     assert share["principal_id"] == alice.id and share["outcome"] == "ok" and share["detail"]["level"] == "read"
     assert all("mdk_" not in json.dumps(e["detail"]) or "key_id" in e["detail"] for e in entries)
 
 
 def test_randomised_isolation(secure):
-    """10 users, 3 teams, 30 collections with random ownership and sharing: every user calls every
+    """10 users, 3 teams, 50 collections with random ownership and sharing: every user calls every
     read endpoint on every collection; nobody ever sees an object they may not read."""
     rng = random.Random(7)
     users = [secure.user(f"u{i}") for i in range(10)]
@@ -299,7 +304,7 @@ def test_randomised_isolation(secure):
         teams.append((team["id"], members))
     readers = {}  # collection id -> set of user ids that may read it
     docs = {}
-    for i in range(30):
+    for i in range(50):
         if rng.random() < 0.3:
             tid, members = rng.choice(teams)
             creator = next(u for u in users if members.get(u.id) == "admin")

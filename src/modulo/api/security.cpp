@@ -118,6 +118,8 @@ http::Response Security::Unauthenticated(const http::Request& req, const Error& 
         Error::RateLimited("too many failed authentications from this address; retry later")
             .WithDetails(json{{"retry_after", RetryAfter(d.retry_after_seconds)}}.dump()));
   }
+  // Failures are audited (bounded per address by the limiter above); the credential never is.
+  Audit(req, "login.failed", "", "failed", {{"reason", reason}, {"path", req.path}});
   auto res = http::Response::FromError(Error(e.code(), e.message()).WithDetails(json{{"reason", reason}}.dump()));
   res.WithHeader("WWW-Authenticate", "Bearer realm=\"modulo\", error=\"invalid_token\"");
   return res;
@@ -175,6 +177,15 @@ Result<auth::Principal> Security::LoadJwtPrincipal(const auth::Claims& claims) {
     if (!user && user.error().code() == ErrorCode::kAlreadyExists) {
       u.name += " (" + claims.subject.substr(0, 12) + ")";  // a local user already has that name
       user = identity_.CreateUser(u);
+    }
+    if (user) {
+      store::AuditEntry e;
+      e.principal_id = user->id;
+      e.action = "user.provision";
+      e.resource = "user:" + user->id;
+      e.outcome = "ok";
+      e.detail = json{{"issuer", claims.issuer}, {"subject", claims.subject}}.dump();
+      (void)identity_.AppendAudit(e);
     }
   }
   if (!user) {
