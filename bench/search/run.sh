@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Search throughput and latency under load: /api/search on a SciFact collection with distinct
-# questions (cache off) for each retriever, the same with the result cache warm, and /health as
-# the same-run baseline of the HTTP layer alone.
+# questions for each retriever, with the result cache off and the query-embedding cache off (so
+# every request embeds its question), then with the result cache warm, and /health as the
+# same-run baseline of the HTTP layer alone.
 #
 # Usage: bench/search/run.sh [BUILD_DIR] [--connections N] [--duration S] [--precision P]
 #   BUILD_DIR defaults to build-bench (configured Release). The SciFact collection is kept in
@@ -28,6 +29,7 @@ cmake --build "$BUILD" -j2 --target modulo >/dev/null
 DATA="$BUILD/bench-search-data"
 PORT=$((20000 + RANDOM % 20000))
 "$BUILD/modulo" serve --port "$PORT" --data-dir "$DATA" --embed-precision "$PRECISION" --log-level warn \
+  --embedding-cache-size 0 \
   >/dev/null 2>"$BUILD/bench-search.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
@@ -35,7 +37,7 @@ for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && br
 .venv/bin/python bench/search/prepare.py --url "http://127.0.0.1:$PORT" --dataset ../shared/datasets/scifact \
   --out "$DATA/bodies" >/dev/null
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; wrk -t2 -c$CONNS -d${DURATION}s; embeddings $PRECISION"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; wrk -t2 -c$CONNS -d${DURATION}s; embeddings $PRECISION, embedding cache off"
 echo "collection: $(curl -s "http://127.0.0.1:$PORT/api/collections/$(cat "$DATA/bodies/collection_id")" | \
   .venv/bin/python -c 'import json,sys; c=json.load(sys.stdin); print(c["chunk_count"], "chunks,", c["file_count"], "documents")')"
 # Warm up: every question once per mode, so indexes are loaded and code paths are hot.
