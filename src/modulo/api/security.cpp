@@ -236,8 +236,15 @@ asio::awaitable<Result<auth::Principal>> Security::Authenticate(http::Request& r
         "jwt_not_configured: this server accepts API keys only (MODULO_JWT_SECRET or MODULO_JWKS enable JWTs)"));
     co_return r;
   }
-  // Verification may fetch a JWKS: off the I/O thread.
-  auto claims = co_await RunOn(blocking_pool_, [&] { return jwt_->VerifyDetailed(token); });
+  // Verification that may fetch a JWKS runs off the I/O thread; HS256 and file keys inline.
+  // (An if, not ?: — g++ 12 miscompiles co_await inside a conditional expression.)
+  std::expected<auth::Claims, auth::JwtFailure> claims =
+      std::unexpected(auth::JwtFailure{auth::JwtReason::kMalformed, "malformed: not verified"});
+  if (options_.jwt_may_block) {
+    claims = co_await RunOn(blocking_pool_, [&] { return jwt_->VerifyDetailed(token); });
+  } else {
+    claims = jwt_->VerifyDetailed(token);
+  }
   if (!claims) {
     Result<auth::Principal> r = Fail(claims.error().ToError());
     co_return r;

@@ -53,6 +53,9 @@ struct SecurityOptions {
   auth::BucketSpec upload{20, 2};
   auth::BucketSpec failures{10, 0.2};  // failed authentications per client address
   std::vector<std::string> trusted_proxies;  // addresses whose X-Forwarded-For is believed
+  // JWT verification may fetch a JWKS over the network (a URL source): then it runs on the
+  // blocking pool; otherwise (HS256, a JWKS file) inline, which saves a thread hop per request.
+  bool jwt_may_block = false;
 };
 
 // The principal of requests when authentication is disabled.
