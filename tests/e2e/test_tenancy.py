@@ -344,3 +344,17 @@ def test_randomised_isolation(secure):
                 assert r.status_code == (200 if may else 404)
                 if may:
                     assert all(q["chunk"]["document_id"] for q in r.json()["query_results"])
+
+
+def test_deleting_a_user_or_team_removes_what_they_own(secure):
+    alice, bob = secure.user("alice"), secure.user("bob")
+    mine = alice.post("/api/collections", json={"name": "mine"}).json()["id"]
+    team = alice.post("/api/teams", json={"name": "t"}).json()["id"]
+    ours = alice.post("/api/collections", json={"name": "ours", "team_id": team}).json()["id"]
+    assert bob.delete(f"/api/teams/{team}").status_code == 404, "not a member: the team does not exist for him"
+    assert alice.delete(f"/api/teams/{team}").status_code == 204
+    assert secure.admin.get(f"/api/collections/{ours}").status_code == 404
+    assert bob.delete(f"/api/users/{alice.id}").status_code == 403
+    assert secure.admin.delete(f"/api/users/{alice.id}").status_code == 204
+    assert secure.admin.get(f"/api/collections/{mine}").status_code == 404
+    assert alice.get("/api/users/me").status_code == 401

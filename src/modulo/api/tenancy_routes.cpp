@@ -115,6 +115,21 @@ Result<std::string> TeamRole(store::IdentityStore& identity, const auth::Princip
   return std::string();
 }
 
+// Deletes every collection `owner_type`/`owner_id` owns (a deleted user's or team's); returns
+// their ids so their indexes can be dropped.
+Result<std::vector<std::string>> DeleteOwnedCollections(store::MetadataStore& store, const std::string& owner_type,
+                                                        const std::string& owner_id) {
+  auto owned = store.ListCollections(owner_id);
+  if (!owned) return Fail(owned.error());
+  std::vector<std::string> ids;
+  for (const auto& c : *owned) {
+    if (c.owner_type != owner_type) continue;
+    if (auto st = store.DeleteCollection(c.id); !st) return Fail(st.error());
+    ids.push_back(c.id);
+  }
+  return ids;
+}
+
 struct Api {
   http::Router& router;
   AppContext& app;
@@ -269,14 +284,8 @@ void AddUserRoutes(Api& api) {
             const std::string id = UserParam(req);
             auto deleted = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<std::string>> {
               if (auto u = svc.identity.GetUser(id); !u) return Fail(u.error());
-              auto owned = svc.store.ListCollections(id);
-              if (!owned) return Fail(owned.error());
-              std::vector<std::string> ids;
-              for (const auto& c : *owned) {
-                if (c.owner_type != "user") continue;
-                if (auto st = svc.store.DeleteCollection(c.id); !st) return Fail(st.error());
-                ids.push_back(c.id);
-              }
+              auto ids = DeleteOwnedCollections(svc.store, "user", id);
+              if (!ids) return ids;
               if (auto st = svc.identity.DeleteUser(id); !st) return Fail(st.error());
               return ids;
             });
@@ -499,14 +508,8 @@ void AddTeamRoutes(Api& api) {
               if (!role) return Fail(role.error());
               if (role->empty()) return Fail(Error::NotFound("team " + id + " not found"));
               if (*role != "admin") return Fail(Error::PermissionDenied("only a team admin can delete the team"));
-              auto owned = svc.store.ListCollections(id);
-              if (!owned) return Fail(owned.error());
-              std::vector<std::string> ids;
-              for (const auto& c : *owned) {
-                if (c.owner_type != "team") continue;
-                if (auto st = svc.store.DeleteCollection(c.id); !st) return Fail(st.error());
-                ids.push_back(c.id);
-              }
+              auto ids = DeleteOwnedCollections(svc.store, "team", id);
+              if (!ids) return ids;
               if (auto st = svc.identity.DeleteTeam(id); !st) return Fail(st.error());
               return ids;
             });

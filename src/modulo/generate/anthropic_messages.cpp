@@ -4,20 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/generate/http_provider.h"
+
 namespace modulo::generate {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-int Int(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
-}
+using detail::JsonInt;
+using detail::JsonStr;
 
 std::string FinishReason(const std::string& stop_reason) {
   if (stop_reason == "end_turn" || stop_reason == "stop_sequence") return "stop";
@@ -26,13 +21,13 @@ std::string FinishReason(const std::string& stop_reason) {
 }
 
 int PromptTokens(const json& u) {
-  return Int(u, "input_tokens") + Int(u, "cache_creation_input_tokens") + Int(u, "cache_read_input_tokens");
+  return JsonInt(u, "input_tokens") + JsonInt(u, "cache_creation_input_tokens") + JsonInt(u, "cache_read_input_tokens");
 }
 
 // {"type": "...", "message": "..."} from an error event.
 Error EventError(const json& e) {
-  const std::string type = Str(e, "type");
-  const std::string message = "anthropic stream error: " + Str(e, "message") + " (" + type + ")";
+  const std::string type = JsonStr(e, "type");
+  const std::string message = "anthropic stream error: " + JsonStr(e, "message") + " (" + type + ")";
   if (type == "invalid_request_error" || type == "not_found_error" || type == "request_too_large") {
     return Error::InvalidArgument(message);
   }
@@ -49,27 +44,27 @@ class Decoder final : public detail::StreamDecoder {
       return Fail(Error::Unavailable("anthropic sent a malformed stream event (" + e.event +
                                      "): " + e.data.substr(0, 200)));
     }
-    std::string type = Str(j, "type");
+    std::string type = JsonStr(j, "type");
     if (type.empty()) type = e.event;
     if (type == "message_start") {
       if (auto m = j.find("message"); m != j.end() && m->is_object()) {
-        generation.model = Str(*m, "model");
+        generation.model = JsonStr(*m, "model");
         if (auto u = m->find("usage"); u != m->end() && u->is_object()) {
           generation.usage.prompt_tokens = PromptTokens(*u);
-          generation.usage.completion_tokens = Int(*u, "output_tokens");
+          generation.usage.completion_tokens = JsonInt(*u, "output_tokens");
           usage_known = true;
         }
       }
     } else if (type == "content_block_delta") {
-      if (auto d = j.find("delta"); d != j.end() && d->is_object() && Str(*d, "type") == "text_delta") {
-        *delta = Str(*d, "text");
+      if (auto d = j.find("delta"); d != j.end() && d->is_object() && JsonStr(*d, "type") == "text_delta") {
+        *delta = JsonStr(*d, "text");
       }
     } else if (type == "message_delta") {
       if (auto d = j.find("delta"); d != j.end() && d->is_object()) {
-        if (std::string r = Str(*d, "stop_reason"); !r.empty()) generation.finish_reason = FinishReason(r);
+        if (std::string r = JsonStr(*d, "stop_reason"); !r.empty()) generation.finish_reason = FinishReason(r);
       }
       if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
-        if (u->contains("output_tokens")) generation.usage.completion_tokens = Int(*u, "output_tokens");
+        if (u->contains("output_tokens")) generation.usage.completion_tokens = JsonInt(*u, "output_tokens");
         if (u->contains("input_tokens")) generation.usage.prompt_tokens = PromptTokens(*u);
         usage_known = true;
       }
@@ -135,13 +130,13 @@ Result<Generation> AnthropicMessagesProvider::ParseResponse(const std::string& b
   }
   Generation g;
   for (const auto& block : j["content"]) {
-    if (block.is_object() && Str(block, "type") == "text") g.text += Str(block, "text");
+    if (block.is_object() && JsonStr(block, "type") == "text") g.text += JsonStr(block, "text");
   }
-  g.finish_reason = FinishReason(Str(j, "stop_reason"));
-  g.model = Str(j, "model");
+  g.finish_reason = FinishReason(JsonStr(j, "stop_reason"));
+  g.model = JsonStr(j, "model");
   if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
     g.usage.prompt_tokens = PromptTokens(*u);
-    g.usage.completion_tokens = Int(*u, "output_tokens");
+    g.usage.completion_tokens = JsonInt(*u, "output_tokens");
   }
   return g;
 }
@@ -152,8 +147,8 @@ std::string AnthropicMessagesProvider::ErrorMessage(const std::string& body) con
   auto j = json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
     if (auto e = j.find("error"); e != j.end() && e->is_object()) {
-      std::string m = Str(*e, "message");
-      if (std::string t = Str(*e, "type"); !t.empty()) m += " (" + t + ")";
+      std::string m = JsonStr(*e, "message");
+      if (std::string t = JsonStr(*e, "type"); !t.empty()) m += " (" + t + ")";
       return m;
     }
   }

@@ -11,10 +11,22 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "modulo/generate/llm_provider.h"
 #include "modulo/generate/transport.h"
 
 namespace modulo::generate::detail {
+
+// Lenient field readers for provider responses: a missing or mistyped field reads as empty / 0.
+[[nodiscard]] inline std::string JsonStr(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+[[nodiscard]] inline int JsonInt(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
+}
 
 // Turns a provider's stream events into text deltas, usage and the finish reason.
 class StreamDecoder {

@@ -2,25 +2,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/generate/http_provider.h"
+
 namespace modulo::generate {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-int Int(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
-}
+using detail::JsonInt;
+using detail::JsonStr;
 
 // {"message", "type", "code"} → "message (type, code)".
 std::string Describe(const json& e) {
-  std::string m = Str(e, "message");
-  std::string extra = Str(e, "type");
+  std::string m = JsonStr(e, "message");
+  std::string extra = JsonStr(e, "type");
   if (auto it = e.find("code"); it != e.end() && !it->is_null()) {
     const std::string code = it->is_string() ? it->get<std::string>() : it->dump();
     extra += extra.empty() ? code : ", " + code;
@@ -35,7 +30,7 @@ Error StreamError(const json& e) {
   if (auto it = e.find("code"); it != e.end() && it->is_number_integer()) {
     return detail::StatusError(it->get<long>(), "openai", Describe(e));
   }
-  const std::string type = Str(e, "type") + " " + Str(e, "code");
+  const std::string type = JsonStr(e, "type") + " " + JsonStr(e, "code");
   if (type.find("rate_limit") != std::string::npos) return Error::RateLimited(message);
   if (type.find("invalid_request") != std::string::npos || type.find("context_length") != std::string::npos) {
     return Error::InvalidArgument(message);
@@ -44,8 +39,8 @@ Error StreamError(const json& e) {
 }
 
 void ReadUsage(const json& u, TokenUsage& usage) {
-  usage.prompt_tokens = Int(u, "prompt_tokens");
-  usage.completion_tokens = Int(u, "completion_tokens");
+  usage.prompt_tokens = JsonInt(u, "prompt_tokens");
+  usage.completion_tokens = JsonInt(u, "completion_tokens");
 }
 
 class Decoder final : public detail::StreamDecoder {
@@ -60,7 +55,7 @@ class Decoder final : public detail::StreamDecoder {
       return Fail(Error::Unavailable("openai sent a malformed stream event: " + e.data.substr(0, 200)));
     }
     if (auto it = j.find("error"); it != j.end() && it->is_object()) return Fail(StreamError(*it));
-    if (std::string m = Str(j, "model"); !m.empty()) generation.model = m;
+    if (std::string m = JsonStr(j, "model"); !m.empty()) generation.model = m;
     if (auto it = j.find("usage"); it != j.end() && it->is_object()) {
       ReadUsage(*it, generation.usage);
       usage_known = true;
@@ -68,8 +63,8 @@ class Decoder final : public detail::StreamDecoder {
     if (auto it = j.find("choices"); it != j.end() && it->is_array() && !it->empty()) {
       const json& c = (*it)[0];
       if (!c.is_object()) return Fail(Error::Unavailable("openai sent a malformed choice in its stream"));
-      if (auto d = c.find("delta"); d != c.end() && d->is_object()) *delta = Str(*d, "content");
-      if (std::string f = Str(c, "finish_reason"); !f.empty()) generation.finish_reason = f;
+      if (auto d = c.find("delta"); d != c.end() && d->is_object()) *delta = JsonStr(*d, "content");
+      if (std::string f = JsonStr(c, "finish_reason"); !f.empty()) generation.finish_reason = f;
     }
     return {};
   }
@@ -120,9 +115,9 @@ Result<Generation> OpenAiChatProvider::ParseResponse(const std::string& body) {
   }
   const json& c = j["choices"][0];
   Generation g;
-  if (auto m = c.find("message"); m != c.end() && m->is_object()) g.text = Str(*m, "content");
-  g.finish_reason = Str(c, "finish_reason");
-  g.model = Str(j, "model");
+  if (auto m = c.find("message"); m != c.end() && m->is_object()) g.text = JsonStr(*m, "content");
+  g.finish_reason = JsonStr(c, "finish_reason");
+  g.model = JsonStr(j, "model");
   if (auto u = j.find("usage"); u != j.end() && u->is_object()) ReadUsage(*u, g.usage);
   return g;
 }

@@ -5,20 +5,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/generate/http_provider.h"
+
 namespace modulo::generate {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-int Int(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
-}
+using detail::JsonInt;
+using detail::JsonStr;
 
 std::string UrlEncode(const std::string& s) {
   std::string out;
@@ -43,8 +38,8 @@ std::string FinishReason(const std::string& stop_reason) {
 // {"errors": [{"code", "message"}]} → "message (code)".
 std::string WatsonxMessage(const json& j) {
   if (auto e = j.find("errors"); e != j.end() && e->is_array() && !e->empty() && (*e)[0].is_object()) {
-    std::string m = Str((*e)[0], "message");
-    if (std::string c = Str((*e)[0], "code"); !c.empty()) m += " (" + c + ")";
+    std::string m = JsonStr((*e)[0], "message");
+    if (std::string c = JsonStr((*e)[0], "code"); !c.empty()) m += " (" + c + ")";
     return m;
   }
   return {};
@@ -63,18 +58,18 @@ class Decoder final : public detail::StreamDecoder {
       const long status = sc != j.end() && sc->is_number_integer() ? sc->get<long>() : 500L;
       return Fail(detail::StatusError(status, "watsonx (in stream)", m.empty() ? e.data.substr(0, 200) : m));
     }
-    if (std::string m = Str(j, "model_id"); !m.empty()) generation.model = m;
+    if (std::string m = JsonStr(j, "model_id"); !m.empty()) generation.model = m;
     auto results = j.find("results");
     if (results == j.end() || !results->is_array()) {
       return Fail(Error::Unavailable("watsonx sent a stream event without results: " + e.data.substr(0, 200)));
     }
     for (const auto& r : *results) {
       if (!r.is_object()) return Fail(Error::Unavailable("watsonx sent a malformed result in its stream"));
-      *delta += Str(r, "generated_text");
+      *delta += JsonStr(r, "generated_text");
       if (r.contains("input_token_count") || r.contains("generated_token_count")) usage_known = true;
-      generation.usage.prompt_tokens = std::max(generation.usage.prompt_tokens, Int(r, "input_token_count"));
-      generation.usage.completion_tokens = std::max(generation.usage.completion_tokens, Int(r, "generated_token_count"));
-      if (std::string s = Str(r, "stop_reason"); !s.empty() && s != "not_finished") {
+      generation.usage.prompt_tokens = std::max(generation.usage.prompt_tokens, JsonInt(r, "input_token_count"));
+      generation.usage.completion_tokens = std::max(generation.usage.completion_tokens, JsonInt(r, "generated_token_count"));
+      if (std::string s = JsonStr(r, "stop_reason"); !s.empty() && s != "not_finished") {
         generation.finish_reason = FinishReason(s);
         done_ = true;
       }
@@ -156,8 +151,8 @@ Result<std::string> WatsonxTextProvider::Token(const CancelToken* cancel) {
     std::string message;
     auto j = json::parse(reply->body, nullptr, false);
     if (!j.is_discarded() && j.is_object()) {
-      message = Str(j, "errorMessage");
-      if (std::string c = Str(j, "errorCode"); !c.empty()) message += " (" + c + ")";
+      message = JsonStr(j, "errorMessage");
+      if (std::string c = JsonStr(j, "errorCode"); !c.empty()) message += " (" + c + ")";
     }
     if (message.empty()) message = reply->body.substr(0, 300);
     if (reply->status == 400 || reply->status == 401 || reply->status == 403) {
@@ -167,10 +162,10 @@ Result<std::string> WatsonxTextProvider::Token(const CancelToken* cancel) {
     return Fail(detail::StatusError(reply->status, "IBM Cloud IAM", message));
   }
   auto j = json::parse(reply->body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || Str(j, "access_token").empty()) {
+  if (j.is_discarded() || !j.is_object() || JsonStr(j, "access_token").empty()) {
     return Fail(Error::Unavailable("IBM Cloud IAM returned no access_token"));
   }
-  token_ = Str(j, "access_token");
+  token_ = JsonStr(j, "access_token");
   // Lifetime from "expiration" (epoch seconds) when given, else "expires_in".
   long long lifetime = 3600;
   if (auto e = j.find("expires_in"); e != j.end() && e->is_number_integer()) lifetime = e->get<long long>();
@@ -227,11 +222,11 @@ Result<Generation> WatsonxTextProvider::ParseResponse(const std::string& body) {
   }
   const json& r = j["results"][0];
   Generation g;
-  g.text = Str(r, "generated_text");
-  g.usage.prompt_tokens = Int(r, "input_token_count");
-  g.usage.completion_tokens = Int(r, "generated_token_count");
-  g.finish_reason = FinishReason(Str(r, "stop_reason"));
-  g.model = Str(j, "model_id");
+  g.text = JsonStr(r, "generated_text");
+  g.usage.prompt_tokens = JsonInt(r, "input_token_count");
+  g.usage.completion_tokens = JsonInt(r, "generated_token_count");
+  g.finish_reason = FinishReason(JsonStr(r, "stop_reason"));
+  g.model = JsonStr(j, "model_id");
   return g;
 }
 
