@@ -43,7 +43,9 @@ TEST_P(CacheContract, ConcurrentUse) {
         const std::string key = "k" + std::to_string(i % 50);
         cache_->Set(key, "v" + std::to_string(t), seconds(60));
         auto v = cache_->Get(key);
-        if (v) EXPECT_EQ(v->front(), 'v');
+        if (v) {
+          EXPECT_EQ(v->front(), 'v');
+        }
       }
     });
   }
