@@ -21,10 +21,17 @@ fs::path TempDb() {
 }
 
 IdentityStoreFixture MakeSqliteStores() {
-  auto db = Database::Open(TempDb().string(), 4);
+  const fs::path path = TempDb();
+  auto db = Database::Open(path.string(), 4);
   EXPECT_TRUE(db) << db.error().ToString();
   if (!db) return {};
-  std::shared_ptr<Database> shared(std::move(*db));
+  // The last store to go closes the database and removes its files.
+  std::shared_ptr<Database> shared(db->release(), [path](Database* d) {
+    delete d;
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix, ec);
+    fs::remove(path.parent_path(), ec);  // once empty
+  });
   IdentityStoreFixture f;
   // Each store keeps the database alive.
   f.identity = std::shared_ptr<IdentityStore>(new SqliteIdentityStore(*shared),
