@@ -29,7 +29,7 @@ def test_create_list_get_delete_collection(server):
     c = create_collection(server, "alpha", description="first", chunking={"strategy": "fixed", "chunk_tokens": 64})
     assert c["status"] == "created" and c["name"] == "alpha"
     assert c["chunking"]["strategy"] == "fixed" and c["chunking"]["chunk_tokens"] == 64
-    assert c["vector_db_name"].startswith("collection_")
+    assert c["vector_db_name"] == "user_local_collection_" + c["id"].replace("-", "")  # the seed's convention
     assert c["embedding_model"] == "all-MiniLM-L6-v2"
     listed = requests.get(server.url + "/api/collections").json()
     assert [x["id"] for x in listed] == [c["id"]]
