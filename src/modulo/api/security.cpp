@@ -55,7 +55,8 @@ Security::Security(store::IdentityStore& identity, ThreadPool& blocking_pool, co
 }
 
 const auth::Principal* Security::PrincipalOf(const http::Request& req) {
-  return std::any_cast<auth::Principal>(&req.principal);
+  const auto* granted = std::any_cast<RequestAuth>(&req.principal);
+  return granted != nullptr ? &granted->principal : nullptr;
 }
 
 store::AccessScope Security::ScopeOf(const auth::Principal& p) {
@@ -291,80 +292,64 @@ asio::awaitable<std::optional<http::Response>> Security::Check(const http::Route
     }
     auto authenticated = co_await Authenticate(req);
     if (!authenticated) {
-      const std::string& m = authenticated.error().message();
-      const auto colon = m.find(':');
-      std::string reason = colon == std::string::npos ? "invalid" : m.substr(0, colon);
-      if (authenticated.error().code() != ErrorCode::kUnauthenticated) {
-        {
-      std::optional<http::Response> out = http::Response::FromError(authenticated.error());
+      const Error& e = authenticated.error();
+      const auto colon = e.message().find(':');
+      // Another code than kUnauthenticated (the store is down) is not the client's fault.
+      std::optional<http::Response> out = e.code() != ErrorCode::kUnauthenticated
+                                               ? http::Response::FromError(e)
+                                               : Unauthenticated(req, e, colon == std::string::npos
+                                                                             ? "invalid"
+                                                                             : e.message().substr(0, colon));
       co_return out;
-    }  // the store is down: not the client's fault
-      }
-      {
-      std::optional<http::Response> out = Unauthenticated(req, authenticated.error(), reason);
-      co_return out;
-    }
     }
     p = std::move(*authenticated);
   }
 
-  if (policy == "admin" && !p.is_admin()) {
-    {
-      std::optional<http::Response> out = http::Response::FromError(Denied("this needs a system admin"));
-      co_return out;
-    }
-  }
-  if (policy.starts_with("self:")) {
+  // Authorization by the route's policy, then its rate budget.
+  RequestAuth granted;
+  std::optional<Error> denied;
+  if (policy == "admin" && !p.is_admin()) denied = Denied("this needs a system admin");
+  if (!denied && policy.starts_with("self:")) {
     const std::string& who = req.PathParam(policy.substr(5));
-    if (who != p.user_id && who != "me" && !p.is_admin()) {
-      {
-      std::optional<http::Response> out = http::Response::FromError(Denied("you can only do this for your own user"));
-      co_return out;
-    }
-    }
+    if (who != p.user_id && who != "me" && !p.is_admin()) denied = Denied("you can only do this for your own user");
   }
-  if (policy.starts_with("collection:")) {
+  if (!denied && policy.starts_with("collection:") && !p.is_admin()) {
     const auto rest = policy.substr(11);
     const auto colon = rest.find(':');
     const auto needed = store::ParseAccessLevel(rest.substr(0, colon)).value_or(store::AccessLevel::kAdmin);
     const std::string& id = req.PathParam(rest.substr(colon + 1));
-    if (!p.is_admin()) {
-      auto level = co_await RunOn(blocking_pool_, [this, &p, &id] {
-        return identity_.AccessLevelFor(p.user_id, p.team_ids, id);
-      });
-      if (!level) {
-      std::optional<http::Response> out = http::Response::FromError(level.error());
-      co_return out;
-    }
-      if (*level == store::AccessLevel::kNone) {
-        {
-      std::optional<http::Response> out = http::Response::FromError(Error::NotFound("collection " + id + " not found"));
-      co_return out;
-    }
-      }
-      if (static_cast<int>(*level) < static_cast<int>(needed)) {
-        std::optional<http::Response> out = http::Response::FromError(
-            Denied("this needs " + std::string(store::ToString(needed)) + " access to collection " + id +
-                   "; you have " + std::string(store::ToString(*level))));
-        co_return out;
-      }
+    auto level = co_await RunOn(blocking_pool_, [&] { return identity_.AccessLevelFor(p.user_id, p.team_ids, id); });
+    if (!level) {
+      denied = level.error();
+    } else if (*level == store::AccessLevel::kNone) {
+      denied = Error::NotFound("collection " + id + " not found");
+    } else if (static_cast<int>(*level) < static_cast<int>(needed)) {
+      denied = Denied("this needs " + std::string(store::ToString(needed)) + " access to collection " + id +
+                      "; you have " + std::string(store::ToString(*level)));
+    } else {
+      granted.collection_id = id;  // the handler's scoped store need not ask again
+      granted.level = *level;
     }
   }
-  if (!budget.empty() && options_.required) {  // without authentication there is one local user: no budgets
+  if (!denied && !budget.empty() && options_.required) {  // without authentication: one local user, no budgets
     const auth::BucketSpec& spec = budget == "upload" ? options_.upload : options_.search;
     if (spec.refill_per_second > 0) {
       const auto d = limiter_.Take(std::string(budget) + ":" + p.user_id, spec);
       if (!d.allowed) {
         rate_limited_->With({budget}).Inc();
-        std::optional<http::Response> out = http::Response::FromError(
-            Error::RateLimited("rate limit for " + std::string(budget) + " reached; retry in " +
-                               std::to_string(static_cast<int>(std::ceil(RetryAfter(d.retry_after_seconds)))) + " s")
-                .WithDetails(json{{"retry_after", RetryAfter(d.retry_after_seconds)}, {"budget", budget}}.dump()));
-        co_return out;
+        denied = Error::RateLimited("rate limit for " + std::string(budget) + " reached; retry in " +
+                                    std::to_string(static_cast<int>(std::ceil(RetryAfter(d.retry_after_seconds)))) +
+                                    " s")
+                     .WithDetails(json{{"retry_after", RetryAfter(d.retry_after_seconds)}, {"budget", budget}}.dump());
       }
     }
   }
-  req.principal = std::move(p);
+  if (denied) {
+    std::optional<http::Response> out = http::Response::FromError(*denied);
+    co_return out;
+  }
+  granted.principal = std::move(p);
+  req.principal = std::move(granted);
   co_return std::nullopt;
 }
 
@@ -374,10 +359,12 @@ http::Guard Security::MakeGuard() {
 
 store::ScopedMetadataStore ScopedStore(store::MetadataStore& inner, store::IdentityStore& identity,
                                        const http::Request& req) {
-  const auth::Principal* p = Security::PrincipalOf(req);
+  const auto* granted = std::any_cast<RequestAuth>(&req.principal);
   store::AccessScope scope;
-  if (p != nullptr) scope = Security::ScopeOf(*p);  // a public route sees nothing
-  return store::ScopedMetadataStore(inner, identity, std::move(scope));
+  if (granted != nullptr) scope = Security::ScopeOf(granted->principal);  // a public route sees nothing
+  std::map<std::string, store::AccessLevel> known;
+  if (granted != nullptr && !granted->collection_id.empty()) known[granted->collection_id] = granted->level;
+  return store::ScopedMetadataStore(inner, identity, std::move(scope), std::move(known));
 }
 
 }  // namespace modulo::api

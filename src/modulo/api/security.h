@@ -58,6 +58,14 @@ struct SecurityOptions {
   bool jwt_may_block = false;
 };
 
+// What the guard attaches to a request it lets through: the principal, and the access level it
+// checked on the route's collection (so the handler's scoped store does not query it again).
+struct RequestAuth {
+  auth::Principal principal;
+  std::string collection_id;  // empty when the route names no collection (or for system admins)
+  store::AccessLevel level = store::AccessLevel::kNone;
+};
+
 // The principal of requests when authentication is disabled.
 inline constexpr const char* kLocalUserId = "local";
 

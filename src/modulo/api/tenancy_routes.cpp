@@ -102,17 +102,33 @@ Result<std::string> StringField(const json& j, const char* key, bool required, s
   return s;
 }
 
-// The caller's role in a team: "admin", "member" or "" (system admins count as team admins).
-Result<std::string> TeamRole(store::IdentityStore& identity, const auth::Principal& p, const std::string& team_id) {
+// A team as the caller sees it, with its members (read once; handlers reuse them).
+struct TeamView {
+  store::Team team;
+  std::vector<store::TeamMember> members;
+  std::string role;  // the caller's: "admin" or "member" (system admins count as team admins)
+};
+
+// NotFound unless the caller belongs to the team (or is a system admin); with `admin_action`,
+// PermissionDenied unless the caller is a team admin ("only a team admin can <admin_action>").
+Result<TeamView> TeamFor(store::IdentityStore& identity, const auth::Principal& p, const std::string& team_id,
+                         const char* admin_action = nullptr) {
+  TeamView v;
   auto team = identity.GetTeam(team_id);
   if (!team) return Fail(team.error());
-  if (p.is_admin()) return std::string("admin");
   auto members = identity.ListTeamMembers(team_id);
   if (!members) return Fail(members.error());
-  for (const auto& m : *members) {
-    if (m.user_id == p.user_id) return m.role;
+  v.team = std::move(*team);
+  v.members = std::move(*members);
+  if (p.is_admin()) v.role = "admin";
+  for (const auto& m : v.members) {
+    if (v.role.empty() && m.user_id == p.user_id) v.role = m.role;
   }
-  return std::string();
+  if (v.role.empty()) return Fail(Error::NotFound("team " + team_id + " not found"));
+  if (admin_action != nullptr && v.role != "admin") {
+    return Fail(Error::PermissionDenied(std::string("only a team admin can ") + admin_action));
+  }
+  return v;
 }
 
 // Deletes every collection `owner_type`/`owner_id` owns (a deleted user's or team's); returns
@@ -461,16 +477,11 @@ void AddTeamRoutes(Api& api) {
           [&svc, &app](Request& req) -> asio::awaitable<Response> {
             const std::string id = req.PathParam("team_id");
             auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<json> {
-              auto role = TeamRole(svc.identity, Me(req), id);
-              if (!role) return Fail(role.error());
-              if (role->empty()) return Fail(Error::NotFound("team " + id + " not found"));
-              auto t = svc.identity.GetTeam(id);
-              auto members = svc.identity.ListTeamMembers(id);
-              if (!t) return Fail(t.error());
-              if (!members) return Fail(members.error());
-              json j = TeamJson(*t);
+              auto team = TeamFor(svc.identity, Me(req), id);
+              if (!team) return Fail(team.error());
+              json j = TeamJson(team->team);
               j["users"] = json::array();
-              for (const auto& m : *members) j["users"].push_back({{"user_id", m.user_id}, {"role", m.role}});
+              for (const auto& m : team->members) j["users"].push_back({{"user_id", m.user_id}, {"role", m.role}});
               return j;
             });
             if (!out) co_return Err(out.error());
@@ -483,12 +494,9 @@ void AddTeamRoutes(Api& api) {
             if (!body) co_return Err(body.error());
             if (auto st = OnlyKeys(*body, {"name", "description"}); !st) co_return Err(st.error());
             auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<store::Team> {
-              auto role = TeamRole(svc.identity, Me(req), id);
-              if (!role) return Fail(role.error());
-              if (role->empty()) return Fail(Error::NotFound("team " + id + " not found"));
-              if (*role != "admin") return Fail(Error::PermissionDenied("only a team admin can change the team"));
-              auto t = svc.identity.GetTeam(id);
-              if (!t) return t;
+              auto team = TeamFor(svc.identity, Me(req), id, "change the team");
+              if (!team) return Fail(team.error());
+              store::Team* t = &team->team;
               auto name = StringField(*body, "name", false);
               auto desc = StringField(*body, "description", false, 4096);
               if (!name) return Fail(name.error());
@@ -504,10 +512,7 @@ void AddTeamRoutes(Api& api) {
           [&svc, &app](Request& req) -> asio::awaitable<Response> {
             const std::string id = req.PathParam("team_id");
             auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<std::string>> {
-              auto role = TeamRole(svc.identity, Me(req), id);
-              if (!role) return Fail(role.error());
-              if (role->empty()) return Fail(Error::NotFound("team " + id + " not found"));
-              if (*role != "admin") return Fail(Error::PermissionDenied("only a team admin can delete the team"));
+              if (auto team = TeamFor(svc.identity, Me(req), id, "delete the team"); !team) return Fail(team.error());
               auto ids = DeleteOwnedCollections(svc.store, "team", id);
               if (!ids) return ids;
               if (auto st = svc.identity.DeleteTeam(id); !st) return Fail(st.error());
@@ -524,13 +529,10 @@ void AddTeamRoutes(Api& api) {
           [&svc, &app](Request& req) -> asio::awaitable<Response> {
             const std::string id = req.PathParam("team_id");
             auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<json> {
-              auto role = TeamRole(svc.identity, Me(req), id);
-              if (!role) return Fail(role.error());
-              if (role->empty()) return Fail(Error::NotFound("team " + id + " not found"));
-              auto members = svc.identity.ListTeamMembers(id);
-              if (!members) return Fail(members.error());
+              auto team = TeamFor(svc.identity, Me(req), id);
+              if (!team) return Fail(team.error());
               json arr = json::array();
-              for (const auto& m : *members) arr.push_back({{"user_id", m.user_id}, {"role", m.role}});
+              for (const auto& m : team->members) arr.push_back({{"user_id", m.user_id}, {"role", m.role}});
               return arr;
             });
             if (!out) co_return Err(out.error());
@@ -550,10 +552,7 @@ void AddTeamRoutes(Api& api) {
         store::TeamMember m{id, *user, role->empty() ? "member" : *role};
         if (m.role != "member" && m.role != "admin") co_return Err(Error::InvalidArgument("'role' must be member or admin"));
         auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
-          auto mine = TeamRole(svc.identity, Me(req), id);
-          if (!mine) return Fail(mine.error());
-          if (mine->empty()) return Fail(Error::NotFound("team " + id + " not found"));
-          if (*mine != "admin") return Fail(Error::PermissionDenied("only a team admin can add members"));
+          if (auto team = TeamFor(svc.identity, Me(req), id, "add members"); !team) return Fail(team.error());
           return svc.identity.SetTeamMember(m);
         });
         if (!st) co_return Err(st.error());
@@ -567,10 +566,9 @@ void AddTeamRoutes(Api& api) {
             const std::string id = req.PathParam("team_id");
             const std::string user = UserParam(req);
             auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
-              auto mine = TeamRole(svc.identity, Me(req), id);
-              if (!mine) return Fail(mine.error());
-              if (mine->empty()) return Fail(Error::NotFound("team " + id + " not found"));
-              if (*mine != "admin" && user != Me(req).user_id) {
+              auto team = TeamFor(svc.identity, Me(req), id);
+              if (!team) return Fail(team.error());
+              if (team->role != "admin" && user != Me(req).user_id) {
                 return Fail(Error::PermissionDenied("only a team admin can remove other members"));
               }
               return svc.identity.RemoveTeamMember(id, user);

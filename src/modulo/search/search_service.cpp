@@ -1,8 +1,7 @@
 #include "modulo/search/search_service.h"
 
+#include "modulo/embed/model.h"
 #include "modulo/search/extractive_answer.h"
-
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <set>
@@ -27,18 +26,6 @@ constexpr std::string_view kPipelineKeys[] = {
 
 constexpr const char* kFilterFields = "document_id, source, file_type, page_number";
 
-std::string Sha256Hex(std::string_view s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (unsigned char c : d) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
 
 // A string or an array of strings, as a list.
 Result<std::vector<std::string>> StringList(const json& v, const std::string& field) {
@@ -288,10 +275,10 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
   // The result cache: keyed by everything the answer depends on.
   if (deps_.cache != nullptr && options_.cache_ttl.count() > 0 && q.use_cache) {
     t = Clock::now();
-    json k = {{"q", q.question}, {"s", p.settings.ToJson()}, {"f", q.filters}, {"m", deps_.model_name},
-              {"r", q.retrieval_only}};
+    const std::string key_text = json{{"q", q.question}, {"s", p.settings.ToJson()}, {"f", q.filters},
+                                      {"m", deps_.model_name}, {"r", q.retrieval_only}}.dump();
     p.cache_key = "search:" + p.state.id + ":" + std::to_string(p.state.generation) + ":" +
-                  std::to_string(p.state.version) + ":" + Sha256Hex(k.dump());
+                  std::to_string(p.state.version) + ":" + embed::Sha256Hex(std::as_bytes(std::span<const char>(key_text)));
     if (auto hit = deps_.cache->Get(p.cache_key)) {
       json cached = json::parse(*hit, nullptr, false);
       if (!cached.is_discarded()) p.cached = std::move(cached);

@@ -24,8 +24,10 @@ namespace modulo::store {
 
 class ScopedMetadataStore final : public MetadataStore {
  public:
-  ScopedMetadataStore(MetadataStore& inner, IdentityStore& identity, AccessScope scope)
-      : inner_(inner), identity_(identity), scope_(std::move(scope)) {}
+  // `known`: levels already checked for this principal (by the request's guard), not asked again.
+  ScopedMetadataStore(MetadataStore& inner, IdentityStore& identity, AccessScope scope,
+                      std::map<std::string, AccessLevel> known = {})
+      : inner_(inner), identity_(identity), scope_(std::move(scope)), levels_(std::move(known)) {}
 
   [[nodiscard]] const AccessScope& scope() const noexcept { return scope_; }
   // The principal's level on a collection (kNone when it does not exist).
