@@ -201,7 +201,7 @@ std::vector<SettingSpec> BuildSpecs() {
                          "Embeddings kept in the LRU cache (0 disables it).", &Settings::embedding_cache_size, 0,
                          10000000));
   v.push_back(IntSetting("MODULO_EMBED_BATCH_WAIT_US", "embed-batch-wait-us",
-                         "Longest a query waits to be batched with concurrent ones, in microseconds.",
+                         "Longest a query may wait to be batched with concurrent ones, in microseconds (0: batches form from queries that arrive while the embedder is busy; no query waits for company).",
                          &Settings::embed_batch_wait_us, 0, 1000000));
   v.push_back(IntSetting("MODULO_EMBED_MAX_BATCH", "embed-max-batch", "Most queries embedded in one micro-batch.",
                          &Settings::embed_max_batch, 1, 4096));

@@ -48,7 +48,7 @@ struct Settings {
   std::string embed_precision = "fp32";
   int embed_threads = 0;  // 0 = number of cores
   int embedding_cache_size = 10000;
-  int embed_batch_wait_us = 2000;
+  int embed_batch_wait_us = 0;
   int embed_max_batch = 32;
   std::string query_prefix;
   std::string passage_prefix;

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <optional>
 #include <fstream>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
@@ -238,6 +240,120 @@ TEST(QueryBatcherTest, CoalescesConcurrentQueries) {
     auto again = batcher.Submit("aaa", InputKind::kQuery).get();
     ASSERT_TRUE(again.has_value());
     EXPECT_EQ(batcher.batch_stats().first, batches);
+  }
+}
+
+// An embedder whose calls block until the test opens the gate, to observe how batches form.
+class GatedEmbedder final : public Embedder {
+ public:
+  const ModelInfo& info() const noexcept override { return info_; }
+  Result<Embeddings> Embed(std::span<const std::string> texts, InputKind) override {
+    {
+      std::unique_lock lock(mu);
+      sizes.push_back(texts.size());
+      ++running;
+      cv.notify_all();
+      cv.wait(lock, [&] { return open; });
+      --running;
+    }
+    Embeddings e;
+    e.dimension = 1;
+    for (const auto& t : texts) e.values.push_back(static_cast<float>(t.size()));
+    e.token_counts.assign(texts.size(), 1);
+    return e;
+  }
+  Result<std::size_t> CountTokens(std::string_view t) const override { return t.size(); }
+  // Waits until `n` calls are blocked in Embed.
+  void WaitRunning(int n) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return running == n; });
+  }
+  void Open() {
+    std::lock_guard lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int running = 0;
+  std::vector<std::size_t> sizes;
+
+ private:
+  ModelInfo info_{"gated", 1, 16, "fp32"};
+};
+
+TEST(QueryBatcherTest, LoneQueriesLeaveAtOnceAndBatchesFormWhileSlotsAreBusy) {
+  auto inner = std::make_shared<GatedEmbedder>();
+  ThreadPool pool("cpu", 2);
+  QueryBatcherOptions opt;  // max_wait 0, max_concurrent = the pool's 2 threads
+  opt.max_batch = 8;
+  QueryBatcher batcher(inner, pool, opt);
+  // Two lone queries each take a slot at once, without waiting for company.
+  auto a = batcher.Submit("a", InputKind::kQuery);
+  inner->WaitRunning(1);
+  auto b = batcher.Submit("bb", InputKind::kQuery);
+  inner->WaitRunning(2);
+  // Both slots are busy: the next 10 queue up and leave as batches of at most 8 once slots free.
+  std::vector<std::future<Result<std::vector<float>>>> rest;
+  for (int i = 0; i < 10; ++i) rest.push_back(batcher.Submit(std::string(static_cast<std::size_t>(i + 3), 'x'), InputKind::kQuery));
+  inner->Open();
+  ASSERT_TRUE(a.get().has_value());
+  ASSERT_TRUE(b.get().has_value());
+  for (int i = 0; i < 10; ++i) {
+    auto r = rest[static_cast<std::size_t>(i)].get();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ((*r)[0], static_cast<float>(i + 3));
+  }
+  std::lock_guard lock(inner->mu);
+  ASSERT_GE(inner->sizes.size(), 4u);
+  EXPECT_EQ(inner->sizes[0], 1u);
+  EXPECT_EQ(inner->sizes[1], 1u);
+  EXPECT_EQ(inner->sizes[2], 8u);  // the queue formed while both slots were busy
+  EXPECT_EQ(inner->sizes[3], 2u);
+}
+
+TEST(QueryBatcherTest, ConcurrentSmallAndLargeEncodesMatchSequential) {
+  // Query-sized calls run one per lane, single-threaded, beside each other and beside large
+  // calls that take the whole encoder; every result must equal the sequential one.
+  ASSERT_TRUE(testing::ModelPresent()) << testing::MissingModelMessage();
+  for (Precision p : {Precision::kFp32, Precision::kInt8}) {
+    auto e = LocalEmbedder::Create(Options(p));
+    ASSERT_TRUE(e.has_value());
+    std::shared_ptr<Embedder> embedder = std::move(*e);
+    std::vector<std::vector<std::string>> calls;
+    for (int i = 0; i < 24; ++i) {
+      std::vector<std::string> texts;
+      const int n = i % 6 == 5 ? 40 : 1 + i % 4;  // mostly query-sized, some large
+      for (int j = 0; j < n; ++j) texts.push_back("question " + std::to_string(i) + " about topic " + std::to_string(j * 7 + i) + std::string(static_cast<std::size_t>(j % 5) * 3, 'z'));
+      calls.push_back(std::move(texts));
+    }
+    std::vector<Embeddings> expected;
+    for (const auto& c : calls) {
+      auto r = embedder->Embed(c, InputKind::kQuery);
+      ASSERT_TRUE(r.has_value());
+      expected.push_back(std::move(*r));
+    }
+    std::vector<std::optional<Embeddings>> got(calls.size());
+    std::vector<std::thread> threads;
+    std::atomic<std::size_t> next{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (std::size_t k = next++; k < calls.size(); k = next++) {
+          auto r = embedder->Embed(calls[k], InputKind::kQuery);
+          if (r) got[k] = std::move(*r);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (std::size_t k = 0; k < calls.size(); ++k) {
+      ASSERT_TRUE(got[k].has_value()) << k;
+      ASSERT_EQ(got[k]->values.size(), expected[k].values.size());
+      for (std::size_t r = 0; r < calls[k].size(); ++r) {
+        EXPECT_GT(testing::Cosine(got[k]->Row(r).data(), expected[k].Row(r).data(), 384), 0.99999)
+            << PrecisionName(p) << " call " << k << " row " << r;
+      }
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -21,6 +22,12 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 constexpr std::size_t kMaxCachedShapes = 512;
+// A call with one sub-batch of at most this many rows (padded tokens) is "small": see the lane
+// scheduling in Impl.
+constexpr dnnl::memory::dim kSmallRows = 512;
+// Up to this many rows a forward pass is faster on one thread than split across threads (the
+// per-primitive barriers cost more than the GEMMs gain): a lone query runs single-threaded.
+constexpr dnnl::memory::dim kOneThreadRows = 64;
 
 bool CpuHasBf16() {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
@@ -150,8 +157,59 @@ struct BertEncoder::Impl {
     std::vector<std::byte> scratch;
     memory scratch_mem;
   };
-  std::mutex mu;  // serialises Encode: the lanes
   std::vector<Lane> lanes;
+  // Lane scheduling. A large call takes every lane (its sub-batches run one per lane, or one
+  // sub-batch with all threads inside each oneDNN call). A small call (one sub-batch of at most
+  // kSmallRows rows: a micro-batch of queries) takes one free lane and runs single-threaded, so
+  // concurrent query batches run side by side, one per core, without OpenMP team barriers
+  // between them. A small call of more than kOneThreadRows rows that finds the encoder idle
+  // takes every lane and all threads, for the lowest latency.
+  std::mutex lane_mu;
+  std::condition_variable lane_cv;
+  std::vector<char> lane_busy;
+  int lanes_busy = 0;
+  int small_pending = 0;   // small calls waiting for or holding a lane decision
+  int large_waiting = 0;   // large calls waiting: small calls queue behind them (no starvation)
+
+  // Returns the lane to run on; `all` tells whether every lane was taken.
+  std::size_t AcquireSmall(bool may_take_all, bool& all) {
+    std::unique_lock lk(lane_mu);
+    ++small_pending;
+    lane_cv.wait(lk, [&] { return large_waiting == 0 && lanes_busy < static_cast<int>(lanes.size()); });
+    --small_pending;
+    if (may_take_all && lanes_busy == 0 && small_pending == 0) {
+      std::fill(lane_busy.begin(), lane_busy.end(), 1);
+      lanes_busy = static_cast<int>(lanes.size());
+      all = true;
+      return 0;
+    }
+    all = false;
+    const auto it = std::find(lane_busy.begin(), lane_busy.end(), 0);
+    *it = 1;
+    ++lanes_busy;
+    return static_cast<std::size_t>(it - lane_busy.begin());
+  }
+  void AcquireAll() {
+    std::unique_lock lk(lane_mu);
+    ++large_waiting;
+    lane_cv.wait(lk, [&] { return lanes_busy == 0; });
+    --large_waiting;
+    std::fill(lane_busy.begin(), lane_busy.end(), 1);
+    lanes_busy = static_cast<int>(lanes.size());
+  }
+  void Release(std::size_t lane, bool all) {
+    {
+      std::lock_guard lk(lane_mu);
+      if (all) {
+        std::fill(lane_busy.begin(), lane_busy.end(), 0);
+        lanes_busy = 0;
+      } else {
+        lane_busy[lane] = 0;
+        --lanes_busy;
+      }
+    }
+    lane_cv.notify_all();
+  }
   std::mutex cache_mu;  // guards the primitive caches (primitives themselves run concurrently)
   std::unordered_map<memory::dim, std::shared_ptr<RowShape>> rows;
   std::unordered_map<memory::dim, std::shared_ptr<AttnShape>> attn;
@@ -247,6 +305,7 @@ struct BertEncoder::Impl {
       L = LayerWeights{};  // the reordered copies are all that is needed now
     }
     lanes.resize(static_cast<std::size_t>(threads));
+    lane_busy.assign(lanes.size(), 0);
     return {};
   }
 
@@ -575,8 +634,27 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
     g.len = g.seqs.size() > 1 ? padded : len;
     groups.push_back(std::move(g));
   }
-  std::lock_guard lock(im.mu);
   std::string failure;
+  const bool small = groups.size() == 1 && static_cast<memory::dim>(groups[0].seqs.size()) * groups[0].len <= kSmallRows;
+  if (small && im.threads > 1) {
+    bool all = false;
+    const memory::dim rows = static_cast<memory::dim>(groups[0].seqs.size()) * groups[0].len;
+    const std::size_t lane = im.AcquireSmall(rows > kOneThreadRows, all);
+    try {
+      omp_set_num_threads(all ? im.threads : 1);
+      im.Forward(im.lanes[lane], groups[0].seqs, groups[0].len, groups[0].outs.data());
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    im.Release(lane, all);
+    if (!failure.empty()) return Fail(Error::Internal("oneDNN failed in the encoder: " + failure));
+    return {};
+  }
+  im.AcquireAll();
+  struct ReleaseAll {
+    Impl& im;
+    ~ReleaseAll() { im.Release(0, true); }
+  } release_all{im};
   if (groups.size() == 1 || im.threads == 1) {
     try {
       omp_set_num_threads(im.threads);

@@ -14,8 +14,13 @@
 // choice is made once at creation from oneDNN's detected ISA, so no unsupported instruction is
 // ever executed.
 //
-// Thread-safety: Encode() may be called from any thread; calls are serialised internally (one
-// forward pass at a time, each using `threads` OpenMP threads).
+// Threads: a large call (ingestion batches) has the whole encoder: its sub-batches run one per
+// thread, or a single sub-batch uses all `threads` inside each oneDNN call. A small call (one
+// sub-batch of at most 512 padded tokens, such as a micro-batch of queries) runs on one thread
+// when other calls are in flight, so concurrent query batches proceed side by side, one per core;
+// alone, it uses all threads when it has more than 64 rows (below that one thread is faster).
+//
+// Thread-safety: Encode() may be called from any thread concurrently.
 #pragma once
 
 #include <cstdint>

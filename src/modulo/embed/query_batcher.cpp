@@ -1,11 +1,14 @@
 #include "modulo/embed/query_batcher.h"
 
+#include <algorithm>
+
 namespace modulo::embed {
 
 QueryBatcher::QueryBatcher(std::shared_ptr<Embedder> embedder, ThreadPool& pool, QueryBatcherOptions options,
                            std::shared_ptr<EmbeddingCache> cache)
     : embedder_(std::move(embedder)), pool_(pool), options_(options), cache_(std::move(cache)) {
   if (options_.max_batch == 0) options_.max_batch = 1;
+  if (options_.max_concurrent == 0) options_.max_concurrent = std::max<std::size_t>(1, pool_.size());
   dispatcher_ = std::thread([this] { DispatchLoop(); });
 }
 
@@ -56,12 +59,16 @@ std::pair<std::uint64_t, std::uint64_t> QueryBatcher::batch_stats() const {
 void QueryBatcher::DispatchLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    // A batch leaves as soon as a slot is free: requests that arrive while every slot is busy
+    // form the next batch, so batches grow with the load and a lone request never waits.
+    cv_.wait(lock, [&] { return stop_ || (!queue_.empty() && in_flight_ < options_.max_concurrent); });
     if (stop_) return;
-    // Wait for company until the oldest request's deadline or a full batch.
-    const auto deadline = queue_.front().arrived + options_.max_wait;
-    cv_.wait_until(lock, deadline, [&] { return stop_ || queue_.size() >= options_.max_batch; });
-    if (stop_) return;
+    if (options_.max_wait.count() > 0) {
+      // Optionally wait for company until the oldest request's deadline or a full batch.
+      const auto deadline = queue_.front().arrived + options_.max_wait;
+      cv_.wait_until(lock, deadline, [&] { return stop_ || queue_.size() >= options_.max_batch; });
+      if (stop_) return;
+    }
     std::vector<Request> batch;
     while (!queue_.empty() && batch.size() < options_.max_batch) {
       batch.push_back(std::move(queue_.front()));
@@ -107,8 +114,11 @@ void QueryBatcher::RunBatch(std::vector<Request> batch) {
       reqs[i]->done(std::vector<float>(row.begin(), row.end()));
     }
   }
-  std::lock_guard lock(mu_);
-  if (--in_flight_ == 0) idle_cv_.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  }
+  cv_.notify_all();  // a slot is free
 }
 
 }  // namespace modulo::embed

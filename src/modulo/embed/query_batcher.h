@@ -1,9 +1,12 @@
 // QueryBatcher: coalesces concurrent single-text embedding requests into batches.
 //
 // Submit() never blocks and never embeds on the caller's thread: the request is queued; a small
-// dispatcher thread collects requests until `max_batch` are waiting or `max_wait` has passed
-// since the oldest one arrived, then posts one Embed() call for the whole batch to the CPU
-// ThreadPool; each request's callback runs there with its own vector. So an HTTP handler can
+// dispatcher thread posts one Embed() call for up to `max_batch` queued requests to the CPU
+// ThreadPool as soon as fewer than `max_concurrent` batches are running (natural batching: a
+// lone request leaves at once, and under load the requests that arrive while the slots are
+// busy form the next batch). Each request's callback runs on the pool with its own vector.
+// A `max_wait` above zero additionally holds a batch back until it is full or its oldest
+// request has waited that long. So an HTTP handler can
 // submit from an I/O thread and resume when its vector is ready (see AsyncEmbed for coroutines).
 // With an EmbeddingCache, cached texts complete immediately, without waiting.
 //
@@ -33,8 +36,9 @@
 namespace modulo::embed {
 
 struct QueryBatcherOptions {
-  std::chrono::microseconds max_wait{2000};  // longest a request waits for company
-  std::size_t max_batch = 32;                // requests per batch
+  std::chrono::microseconds max_wait{0};  // longest a request may wait for company (0: none)
+  std::size_t max_batch = 32;             // requests per batch
+  std::size_t max_concurrent = 0;         // batches running at once (0: the pool's size)
 };
 
 class QueryBatcher {
