@@ -133,6 +133,13 @@ def test_results_are_cached_until_the_collection_changes(server):
     second = search(server, cid, "sourdough   starter")  # the same question once normalised
     assert second.json()["metadata"]["cache_hit"] is True
     assert second.json()["query_results"] == first.json()["query_results"]
+    assert second.json()["answer"] == first.json()["answer"]
+    # A hit carries its own time and stages (cache lookup, total), not the first search's.
+    hit = second.json()
+    assert isinstance(hit["execution_time"], float) and 0 < hit["execution_time"] < first.json()["execution_time"] + 1
+    stages = [s["stage"] for s in hit["metadata"]["stages"]]
+    assert "cache" in stages and stages[-1] == "total" and "embed" not in stages
+    assert "\\u0001" not in second.text and "\x01" not in second.text
     assert search(server, cid, "sourdough starter", use_cache=False).json()["metadata"]["cache_hit"] is False
     # A write bumps the collection version: nothing stale is served.
     r = upload(server, cid, [("rye.md", b"# Rye\n\nA rye sourdough starter needs a warm kitchen.\n")])

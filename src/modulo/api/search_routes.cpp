@@ -46,9 +46,9 @@ void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchSe
     auto scoped = std::make_unique<store::ScopedMetadataStore>(
         store, identity, principal != nullptr ? Security::ScopeOf(*principal) : store::AccessScope{});
     query->store = scoped.get();
-    auto result = co_await service.Search(std::move(*query));
+    auto result = co_await service.Run(std::move(*query));
     if (!result) co_return http::Response::FromError(result.error());
-    co_return http::Response::Json(*result);
+    co_return http::Response::Text(result->Serialize(), "application/json");
   };
   router.Add(std::move(r));
 }

@@ -117,12 +117,19 @@ struct SearchService::Plan {
   bool use_vectors = false;
   bool use_keywords = false;
   std::string cache_key;
-  std::optional<json> cached;
+  std::optional<std::string> cached;  // a cached response, serialised with placeholders
   std::vector<index::Hit> keyword_hits;
   json stages = json::array();
 
   void Stage(const char* name, double ms) { stages.push_back({{"stage", name}, {"duration_ms", ms}}); }
 };
+
+void SearchService::ObserveStages(const json& stages) {
+  if (stage_latency_ == nullptr) return;
+  for (const auto& s : stages) {
+    stage_latency_->With({s["stage"].get<std::string>()}).Observe(s["duration_ms"].get<double>() / 1000.0);
+  }
+}
 
 SearchService::SearchService(SearchDeps deps, SearchOptions options)
     : deps_(std::move(deps)), options_(std::move(options)) {
@@ -280,8 +287,10 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
     p.cache_key = "search:" + p.state.id + ":" + std::to_string(p.state.generation) + ":" +
                   std::to_string(p.state.version) + ":" + embed::Sha256Hex(std::as_bytes(std::span<const char>(key_text)));
     if (auto hit = deps_.cache->Get(p.cache_key)) {
-      json cached = json::parse(*hit, nullptr, false);
-      if (!cached.is_discarded()) p.cached = std::move(cached);
+      // Only a value this service wrote (with both placeholders) is served.
+      if (hit->find(kTimePlaceholder) != std::string::npos && hit->find(kStagesPlaceholder) != std::string::npos) {
+        p.cached = std::move(*hit);
+      }
     }
     if (cache_requests_ != nullptr) cache_requests_->With({p.cached ? "hit" : "miss"}).Inc();
     p.Stage("cache", MsSince(t));
@@ -454,50 +463,95 @@ Result<json> SearchService::Finish(Plan& p, const std::vector<float>* query_vect
   }
   if (!p.cache_key.empty() && p.state.status != store::CollectionStatus::kProcessing) {
     // Results of a collection still being processed change with every file: not worth keeping.
-    deps_.cache->Set(p.cache_key, out.dump(), options_.cache_ttl);
+    // Kept serialised, with placeholders for what differs per request (the time taken and the
+    // stages), so a hit is answered by splicing two values into the text, not by parsing it.
+    json cached = out;
+    cached["execution_time"] = kTimeValue;
+    cached["metadata"]["stages"] = kStagesValue;
+    cached["metadata"]["cache_hit"] = true;
+    deps_.cache->Set(p.cache_key, cached.dump(), options_.cache_ttl);
   }
   return out;
 }
 
+SearchService::Output::Output(std::string cached) : cached_(std::move(cached)) {}
+SearchService::Output::Output(json body) : body_(std::move(body)) {}
+
+json SearchService::Output::ToJson() && {
+  if (!cached_.empty()) {
+    json j = json::parse(Splice(), nullptr, false);
+    return j.is_discarded() ? json::object() : j;
+  }
+  return std::move(body_);
+}
+
+std::string SearchService::Output::Serialize() const {
+  if (!cached_.empty()) return Splice();
+  return body_.dump();
+}
+
+std::string SearchService::Output::Splice() const {
+  std::string out = cached_;
+  auto replace = [&out](std::string_view placeholder, const std::string& value) {
+    if (const auto at = out.find(placeholder); at != std::string::npos) out.replace(at, placeholder.size(), value);
+  };
+  replace(kTimePlaceholder, "\"execution_time\":" + json(total_ms_ / 1000.0).dump());
+  replace(kStagesPlaceholder, "\"stages\":" + stages_.dump());
+  return out;
+}
+
 boost::asio::awaitable<Result<json>> SearchService::Search(SearchQuery q) {
+  auto out = co_await Run(std::move(q));
+  if (!out) {
+    Result<json> failed = Fail(out.error());
+    co_return failed;
+  }
+  Result<json> body = std::move(*out).ToJson();
+  co_return body;
+}
+
+boost::asio::awaitable<Result<SearchService::Output>> SearchService::Run(SearchQuery q) {
   const auto started = Clock::now();
   auto plan = co_await RunOn(deps_.blocking_pool, [this, &q] { return Prepare(q); });
   if (!plan) {
-    Result<json> failed = Fail(plan.error());
+    Result<Output> failed = Fail(plan.error());
     co_return failed;
   }
   Plan& p = *plan;
   Result<json> out = json();
   if (p.cached) {
-    json cached = std::move(*p.cached);
-    cached["metadata"]["cache_hit"] = true;
-    out = std::move(cached);
+    Output hit(std::move(*p.cached));
+    hit.total_ms_ = MsSince(started);
+    hit.stages_ = std::move(p.stages);
+    hit.stages_.push_back({{"stage", "total"}, {"duration_ms", hit.total_ms_}});
+    ObserveStages(hit.stages_);
+    Result<Output> done = std::move(hit);
+    co_return done;
   } else {
     std::optional<std::vector<float>> vec;
     if (p.use_vectors && !p.matches_nothing) {
       const auto t = Clock::now();
       auto v = co_await deps_.batcher->AsyncEmbed(p.q.question, embed::InputKind::kQuery, boost::asio::use_awaitable);
       if (!v) {
-        Result<json> failed = Fail(v.error());
+        Result<Output> failed = Fail(v.error());
         co_return failed;
       }
       vec = std::move(*v);
       p.Stage("embed", MsSince(t));
     }
     out = co_await RunOn(deps_.blocking_pool, [this, &p, &vec] { return Finish(p, vec ? &*vec : nullptr); });
-    if (!out) co_return out;
+    if (!out) {
+      Result<Output> failed = Fail(out.error());
+      co_return failed;
+    }
   }
   const double total_ms = MsSince(started);
   (*out)["execution_time"] = total_ms / 1000.0;
-  (*out)["metadata"]["stages"] = p.stages;
+  (*out)["metadata"]["stages"] = std::move(p.stages);
   (*out)["metadata"]["stages"].push_back({{"stage", "total"}, {"duration_ms", total_ms}});
-  if (stage_latency_ != nullptr) {
-    for (const auto& s : p.stages) {
-      stage_latency_->With({s["stage"].get<std::string>()}).Observe(s["duration_ms"].get<double>() / 1000.0);
-    }
-    stage_latency_->With({"total"}).Observe(total_ms / 1000.0);
-  }
-  co_return out;
+  ObserveStages((*out)["metadata"]["stages"]);
+  Result<Output> done = Output(std::move(*out));
+  co_return done;
 }
 
 }  // namespace modulo::search

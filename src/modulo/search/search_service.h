@@ -22,6 +22,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "modulo/core/error.h"
 #include "modulo/core/thread_pool.h"
@@ -77,7 +78,28 @@ class SearchService {
 
   [[nodiscard]] Result<SearchQuery> Parse(const nlohmann::json& body) const;
 
+  // A search response, either built now or taken from the result cache. A cached one stays
+  // serialised: Serialize() splices this request's time and stages into the cached text without
+  // parsing it.
+  class Output {
+   public:
+    [[nodiscard]] nlohmann::json ToJson() &&;
+    [[nodiscard]] std::string Serialize() const;
+
+   private:
+    friend class SearchService;
+    explicit Output(std::string cached);
+    explicit Output(nlohmann::json body);
+    [[nodiscard]] std::string Splice() const;
+    std::string cached_;
+    nlohmann::json body_;
+    double total_ms_ = 0;
+    nlohmann::json stages_;
+  };
+
   // Runs the pipeline: NotFound for an unknown collection, InvalidArgument for a bad filter.
+  [[nodiscard]] boost::asio::awaitable<Result<Output>> Run(SearchQuery query);
+  // Run(), as JSON.
   [[nodiscard]] boost::asio::awaitable<Result<nlohmann::json>> Search(SearchQuery query);
 
   [[nodiscard]] const SearchOptions& options() const noexcept { return options_; }
@@ -86,6 +108,14 @@ class SearchService {
   struct Plan;
   [[nodiscard]] Result<Plan> Prepare(const SearchQuery& q);
   [[nodiscard]] Result<nlohmann::json> Finish(Plan& plan, const std::vector<float>* query_vector);
+  void ObserveStages(const nlohmann::json& stages);
+
+  // Placeholders in cached responses: a string value cannot contain an unescaped quote, so these
+  // key/value texts only occur where the service put them.
+  static constexpr std::string_view kTimeValue = "\x01modulo:execution_time\x01";
+  static constexpr std::string_view kStagesValue = "\x01modulo:stages\x01";
+  static constexpr std::string_view kTimePlaceholder = "\"execution_time\":\"\\u0001modulo:execution_time\\u0001\"";
+  static constexpr std::string_view kStagesPlaceholder = "\"stages\":\"\\u0001modulo:stages\\u0001\"";
 
   SearchDeps deps_;
   SearchOptions options_;
