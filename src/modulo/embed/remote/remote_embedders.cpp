@@ -130,7 +130,7 @@ Result<Embeddings> OpenAiEmbedder::EmbedBatch(std::span<const std::string> texts
   while (!url.empty() && url.back() == '/') url.pop_back();
   auto resp = http_.Post(url + "/embeddings", headers, body.dump(-1, ' ', false, json::error_handler_t::replace));
   if (!resp) return Fail(resp.error());
-  if (resp->status < 200 || resp->status >= 300) return Fail(HttpError(*resp, "the embedding service"));
+  if (resp->status < 200 || resp->status >= 300) return Fail(net::HttpError(*resp, "the embedding service"));
   auto j = json::parse(resp->body, nullptr, false);
   if (j.is_discarded() || !j.contains("data") || !j["data"].is_array() || j["data"].size() != texts.size()) {
     return Fail(Error::Unavailable("the embedding service returned a malformed response"));
@@ -187,7 +187,7 @@ Result<std::string> WatsonxEmbedder::Token() {
   auto resp = http_.Post(options_.iam_url, {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"},
                          form);
   if (!resp) return Fail(resp.error());
-  if (resp->status != 200) return Fail(HttpError(*resp, "IBM Cloud IAM"));
+  if (resp->status != 200) return Fail(net::HttpError(*resp, "IBM Cloud IAM"));
   auto j = json::parse(resp->body, nullptr, false);
   if (j.is_discarded() || !j.contains("access_token") || !j["access_token"].is_string()) {
     return Fail(Error::Unavailable("IBM Cloud IAM returned no access_token"));
@@ -220,7 +220,7 @@ Result<Embeddings> WatsonxEmbedder::EmbedBatch(std::span<const std::string> text
       token_.clear();
       continue;
     }
-    if (resp->status < 200 || resp->status >= 300) return Fail(HttpError(*resp, "watsonx.ai"));
+    if (resp->status < 200 || resp->status >= 300) return Fail(net::HttpError(*resp, "watsonx.ai"));
     auto j = json::parse(resp->body, nullptr, false);
     if (j.is_discarded() || !j.contains("results") || !j["results"].is_array() || j["results"].size() != texts.size()) {
       return Fail(Error::Unavailable("watsonx.ai returned a malformed response"));

@@ -5,7 +5,7 @@
 //   WatsonxEmbedder  IBM watsonx.ai POST {url}/ml/v1/text/embeddings?version=..., with the IAM
 //                    API-key → bearer token exchange cached and refreshed before it expires
 //
-// Both split large inputs into batches, time out, and retry 429/5xx with backoff (HttpClient).
+// Both split large inputs into batches, time out, and retry 429/5xx with backoff (net::HttpClient).
 // Vectors are L2-normalised so that inner product is cosine, as for the local engine. The
 // dimension is learnt at Create() from one probe request, so a wrong URL, key or model stops
 // start-up with the service's own message. Token counts for chunk sizing are estimated (word
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "modulo/embed/embedder.h"
-#include "modulo/embed/remote/http_client.h"
+#include "modulo/net/http_client.h"
 
 namespace modulo::embed::remote {
 
@@ -36,7 +36,7 @@ struct RemoteEmbedderOptions {
   std::size_t max_tokens = 512;   // the model's input limit, for chunk sizing and truncation
   std::size_t batch_size = 256;   // inputs per request (watsonx allows at most 1000)
   std::chrono::milliseconds timeout{30000};
-  RetryPolicy retry;
+  net::RetryPolicy retry;
 };
 
 // Estimated word pieces of text with their byte ranges: each punctuation mark is one piece, and
@@ -55,7 +55,7 @@ class OpenAiEmbedder final : public Embedder {
   explicit OpenAiEmbedder(RemoteEmbedderOptions o) : options_(std::move(o)), http_(options_.timeout, options_.retry) {}
   Result<Embeddings> EmbedBatch(std::span<const std::string> texts);
   RemoteEmbedderOptions options_;
-  HttpClient http_;
+  net::HttpClient http_;
   ModelInfo info_;
 };
 
@@ -71,7 +71,7 @@ class WatsonxEmbedder final : public Embedder {
   Result<std::string> Token();
   Result<Embeddings> EmbedBatch(std::span<const std::string> texts);
   RemoteEmbedderOptions options_;
-  HttpClient http_;
+  net::HttpClient http_;
   ModelInfo info_;
   std::mutex token_mu_;
   std::string token_;                                   // guarded by token_mu_

@@ -1,4 +1,4 @@
-#include "modulo/embed/remote/http_client.h"
+#include "modulo/net/http_client.h"
 
 #include <curl/curl.h>
 
@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace modulo::embed::remote {
+namespace modulo::net {
 namespace {
 
 void GlobalInit() {
@@ -18,10 +18,12 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+constexpr std::size_t kMaxResponseBytes = 256u * 1024 * 1024;
+
 size_t WriteBody(char* data, size_t size, size_t n, void* user) {
   auto* out = static_cast<std::string*>(user);
+  if (out->size() + size * n > kMaxResponseBytes) return 0;  // refuse absurd responses
   out->append(data, size * n);
-  if (out->size() > 256u * 1024 * 1024) return 0;  // refuse absurd responses
   return size * n;
 }
 
@@ -43,9 +45,26 @@ size_t ReadHeader(char* data, size_t size, size_t n, void* user) {
 
 bool Retryable(long status) { return status == 429 || status == 408 || (status >= 500 && status <= 599); }
 
+struct CurlDeleter {
+  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+};
+
+// This thread's handle: reused (after curl_easy_reset, which keeps live connections) so that
+// keep-alive connections survive from one request to the next.
+CURL* ThreadHandle() {
+  thread_local std::unique_ptr<CURL, CurlDeleter> handle;
+  if (!handle) handle.reset(curl_easy_init());
+  else curl_easy_reset(handle.get());
+  return handle.get();
+}
+
 }  // namespace
 
-HttpClient::HttpClient(std::chrono::milliseconds timeout, RetryPolicy retry) : timeout_(timeout), retry_(retry) {
+HttpClient::HttpClient(std::chrono::milliseconds timeout, RetryPolicy retry, std::chrono::milliseconds connect_timeout)
+    : timeout_(timeout),
+      connect_timeout_(connect_timeout.count() > 0 ? connect_timeout
+                                                   : std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(10))),
+      retry_(retry) {
   GlobalInit();
 }
 
@@ -59,50 +78,66 @@ std::chrono::milliseconds HttpClient::Backoff(int attempt, const std::string& re
 }
 
 Result<HttpResponse> HttpClient::Once(const std::string& url, const std::vector<std::string>& headers,
-                                      const std::string& body) const {
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-  if (!curl) return Fail(Error::Internal("cannot create an HTTP client handle"));
+                                      const std::string* body) const {
+  CURL* curl = ThreadHandle();
+  if (curl == nullptr) return Fail(Error::Internal("cannot create an HTTP client handle"));
   curl_slist* list = nullptr;
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(list, &curl_slist_free_all);
   HttpResponse r;
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_POST, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, header_list.get());
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
-  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(timeout_.count(), 10000)));
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, &WriteBody);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, &ReadHeader);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.retry_after);
-  curl_easy_setopt(curl.get(), CURLOPT_ACCEPT_ENCODING, "");
-  const CURLcode rc = curl_easy_perform(curl.get());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  if (body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+  } else {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list.get());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_.count()));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_.count()));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &ReadHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.retry_after);
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+  const CURLcode rc = curl_easy_perform(curl);
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return Fail(Error::DeadlineExceeded("request to " + url + " timed out after " + std::to_string(timeout_.count()) +
                                         " ms"));
   }
   if (rc != CURLE_OK) return Fail(Error::Unavailable("request to " + url + " failed: " + curl_easy_strerror(rc)));
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
   return r;
 }
 
-Result<HttpResponse> HttpClient::Post(const std::string& url, const std::vector<std::string>& headers,
-                                      const std::string& body) const {
+Result<HttpResponse> HttpClient::Send(const std::string& url, const std::vector<std::string>& headers,
+                                      const std::string* body) const {
   Result<HttpResponse> last = Fail(Error::Unavailable("no attempt made"));
-  for (int attempt = 1; attempt <= std::max(1, retry_.max_attempts); ++attempt) {
+  const int attempts = std::max(1, retry_.max_attempts);
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
     last = Once(url, headers, body);
     const bool retry = !last || Retryable(last->status);
-    if (!retry || attempt == retry_.max_attempts) break;
+    if (!retry || attempt == attempts) break;
     std::this_thread::sleep_for(Backoff(attempt, last ? last->retry_after : std::string()));
   }
   return last;
 }
 
+Result<HttpResponse> HttpClient::Post(const std::string& url, const std::vector<std::string>& headers,
+                                      const std::string& body) const {
+  return Send(url, headers, &body);
+}
+
+Result<HttpResponse> HttpClient::Get(const std::string& url, const std::vector<std::string>& headers) const {
+  return Send(url, headers, nullptr);
+}
+
 Error HttpError(const HttpResponse& r, const std::string& what) {
-  // OpenAI: {"error": {"message"}}; watsonx: {"errors": [{"message"}]}; IAM: {"errorMessage"}.
+  // OpenAI: {"error": {"message"}}; watsonx: {"errors": [{"message"}]}; IAM: {"errorMessage"};
+  // Milvus and others: {"message"}.
   std::string message;
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
@@ -110,8 +145,9 @@ Error HttpError(const HttpResponse& r, const std::string& what) {
     else if (j.contains("error") && j["error"].is_string()) message = j["error"].get<std::string>();
     else if (j.contains("errors") && j["errors"].is_array() && !j["errors"].empty() && j["errors"][0].is_object())
       message = j["errors"][0].value("message", "");
-    else if (j.contains("errorMessage")) message = j.value("errorMessage", "");
+    else if (j.contains("errorMessage") && j["errorMessage"].is_string()) message = j.value("errorMessage", "");
     else if (j.contains("detail") && j["detail"].is_string()) message = j["detail"].get<std::string>();
+    else if (j.contains("message") && j["message"].is_string()) message = j["message"].get<std::string>();
   }
   if (message.empty()) message = r.body.substr(0, 300);
   std::string text = what + " answered HTTP " + std::to_string(r.status) + ": " + message;
@@ -123,4 +159,20 @@ Error HttpError(const HttpResponse& r, const std::string& what) {
   return Error::Unavailable(std::move(text));
 }
 
-}  // namespace modulo::embed::remote
+std::string UrlEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace modulo::net
