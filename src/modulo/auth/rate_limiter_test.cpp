@@ -6,8 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include "modulo/auth/rate_limiter_contract.h"
+
 namespace modulo::auth {
 namespace {
+
+std::unique_ptr<RateLimiter> MakeMemoryLimiter() { return std::make_unique<TokenBucketLimiter>(); }
+INSTANTIATE_TEST_SUITE_P(Memory, RateLimiterContract, testing::Values(&MakeMemoryLimiter));
+
+// Below: the in-process limiter's own tests, with an injected clock for exact refill arithmetic.
 
 using Clock = TokenBucketLimiter::Clock;
 using std::chrono::milliseconds;
