@@ -17,6 +17,8 @@ struct IndexKey {
   std::int64_t generation = 1;
   // Owner, used by engines that name their collections after it (user_{owner}_collection_{id}).
   std::string owner_id;
+  // "user" or "team": the prefix of that name (see VectorCollectionName).
+  std::string owner_type = "user";
 
   friend bool operator==(const IndexKey&, const IndexKey&) = default;
 };
