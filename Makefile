@@ -13,10 +13,14 @@ CMAKE_FLAGS ?=
 
 MODEL_DIR ?= models/all-MiniLM-L6-v2
 
-.PHONY: run test deps venv model build unit e2e e2e-long bench asan tsan format clean
+.PHONY: run test deps test-deps venv model build unit e2e e2e-long bench asan tsan format clean
 
 deps:
 	@scripts/install-deps.sh
+
+# The services the integration tests start on their own ports (PostgreSQL, Redis, nginx).
+test-deps:
+	@scripts/install-deps.sh --test
 
 venv: deps
 	@scripts/setup-venv.sh
@@ -43,15 +47,15 @@ unit: build model
 E2E_ENV = MODULO_BIN=$(abspath $(BUILD_DIR))/modulo MODULO_MODEL_DIR=$(abspath $(MODEL_DIR))
 
 # The end-to-end tests without the long tier (whole-dataset quality checks).
-e2e: build venv model
+e2e: build venv model test-deps
 	$(E2E_ENV) .venv/bin/python -m pytest -q -m "not long" tests/e2e
 
-e2e-long: build venv model
+e2e-long: build venv model test-deps
 	$(E2E_ENV) .venv/bin/python -m pytest -q -m long tests/e2e
 
 # Everything, the long tier included (PYTEST_ARGS narrows it, e.g. for sanitizer builds).
 PYTEST_ARGS ?=
-test: build venv model
+test: build venv model test-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	$(E2E_ENV) .venv/bin/python -m pytest -q $(PYTEST_ARGS) tests/e2e
 

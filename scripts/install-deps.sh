@@ -2,7 +2,10 @@
 # Installs the Debian 12 packages Modulo needs to build, test and run. Idempotent and quick when
 # everything is already there. Run as root (or with sudo available).
 #
-# Usage: scripts/install-deps.sh [--bench]   (--bench adds the load-testing tools)
+# Usage: scripts/install-deps.sh [--test] [--bench]
+#   --test   adds the services the integration tests start on their own ports (PostgreSQL, Redis,
+#            nginx); their Debian system services are not started
+#   --bench  adds the load-testing tools
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +16,8 @@ PACKAGES=(
   libsqlite3-dev libdnnl-dev ocl-icd-opencl-dev libutf8proc-dev libssl-dev libcurl4-openssl-dev
   # keyword index: the Snowball stemmers (HNSW is vendored in third_party/hnswlib)
   libstemmer-dev
+  # scale-out engines' client libraries: PostgreSQL (libpq), Redis (hiredis)
+  libpq-dev libhiredis-dev
   # document parsers
   libpoppler-cpp-dev poppler-data libxml2-dev libzip-dev zlib1g-dev libpugixml-dev libuchardet-dev libmagic-dev
   # tests and benchmarks
@@ -20,9 +25,13 @@ PACKAGES=(
   # python for the end-to-end tests and the model download
   python3 python3-venv python3-pip
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(wrk hyperfine)
-fi
+for arg in "$@"; do
+  case $arg in
+    --test) PACKAGES+=(postgresql redis-server nginx-light) ;;
+    --bench) PACKAGES+=(wrk hyperfine) ;;
+    *) echo "install-deps: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -43,5 +52,15 @@ if [[ "$(id -u)" != "0" ]]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages that ship a system service (PostgreSQL, Redis, nginx) are installed without starting
+# it: the tests start their own instances on free loopback ports.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  created_policy=1
+fi
+trap 'if [[ $created_policy == 1 ]]; then $SUDO rm -f "$policy"; fi' EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -4,14 +4,15 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-REQ="$ROOT/tests/e2e/requirements.txt"
+# The end-to-end tests' packages and the services the integration tests start (embedded Milvus).
+REQS=("$ROOT/tests/e2e/requirements.txt" "$ROOT/tests/services/requirements.txt")
 PYTHON="${PYTHON:-python3}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.requirements.sha256"
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+want="$(cat "${REQS[@]}" | sha256sum | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${REQS[@]/#/-r}"
   echo "$want" > "$stamp"
 fi

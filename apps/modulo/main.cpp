@@ -22,6 +22,7 @@
 #include "modulo/auth/api_key.h"
 #include "modulo/auth/jwt.h"
 #include "modulo/auth/rate_limiter.h"
+#include "modulo/auth/redis/redis_rate_limiter.h"
 #include "modulo/api/system_routes.h"
 #include "modulo/core/clock.h"
 #include "modulo/core/config.h"
@@ -36,17 +37,27 @@
 #include "modulo/http/server.h"
 #include "modulo/index/bm25/bm25_index.h"
 #include "modulo/index/hnsw/hnsw_vector_store.h"
+#include "modulo/index/milvus/milvus_vector_store.h"
+#include "modulo/index/postgres/pg_keyword_index.h"
 #include "modulo/ingest/ingest_service.h"
 #include "modulo/ingest/token_spans.h"
+#include "modulo/jobs/redis/redis_job_queue.h"
 #include "modulo/jobs/sqlite/sqlite_job_queue.h"
 #include "modulo/jobs/worker_pool.h"
 #include "modulo/store/blob_store.h"
+#include "modulo/store/postgres/database.h"
+#include "modulo/store/postgres/pg_identity_store.h"
+#include "modulo/store/postgres/pg_metadata_store.h"
 #include "modulo/store/sqlite/database.h"
 #include "modulo/store/sqlite/sqlite_identity_store.h"
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
 #include "modulo/metrics/registry.h"
 #include "modulo/search/index_sync.h"
 #include "modulo/search/lru_cache.h"
+#include "modulo/search/postgres/pg_sync_checkpoints.h"
+#include "modulo/search/redis/redis_cache.h"
+#include "modulo/redis/client.h"
+#include "modulo/redis/event_bus.h"
 #include "modulo/search/search_service.h"
 
 #ifndef MODULO_VERSION
@@ -133,15 +144,106 @@ api::EmbeddingService MakeEmbeddingService(const Settings& settings, std::shared
   return service;
 }
 
-// Everything the HTTP server and the workers share: the embedded stores, the embedder, the
-// ingestion service and a worker pool (not started).
+// The shared engines a scale-out deployment names (REDIS_URL, ...), and the event bus: Redis
+// pub/sub when Redis is configured (a job run by any worker is seen on any server's /ws), else
+// in-process.
+struct Engines {
+  std::unique_ptr<redis::RedisClient> redis;
+  std::unique_ptr<EventBus> events;
+};
+
+Result<Engines> BuildEngines(const Settings& settings, metrics::Registry& registry, HealthRegistry& health) {
+  Engines e;
+  if (const std::string url = settings.EffectiveRedisUrl(); !url.empty()) {
+    redis::RedisOptions base;
+    base.pool_size = static_cast<std::size_t>(settings.redis_pool_size);
+    base.key_prefix = settings.redis_prefix;
+    auto options = redis::ParseRedisUrl(url, base);
+    if (!options) return Fail(std::move(options.error()).Wrap("REDIS_URL"));
+    e.redis = std::make_unique<redis::RedisClient>(*options, &registry);
+    if (auto st = e.redis->Ping(); !st) {
+      return Fail(Error::Unavailable("Redis at " + options->host + ":" + std::to_string(options->port) +
+                                     " is not answering: " + st.error().message()));
+    }
+    health.Add("redis", [r = e.redis.get()] {
+      auto st = r->Ping();
+      return st ? ComponentHealth{true, "Redis is answering"} : ComponentHealth{false, st.error().message()};
+    });
+    e.events = std::make_unique<redis::RedisEventBus>(*e.redis, &registry);
+  } else {
+    e.events = std::make_unique<InProcessEventBus>();
+  }
+  return e;
+}
+
+// The metadata and identity stores: PostgreSQL when DATABASE_URL names it, else the embedded
+// SQLite file of the data directory (which also holds the embedded job queue).
+struct Stores {
+  std::unique_ptr<store::sqlite::Database> sqlite;
+  std::unique_ptr<store::postgres::Database> postgres;
+  std::unique_ptr<store::MetadataStore> metadata;
+  std::unique_ptr<store::IdentityStore> identity;
+};
+
+bool IsPostgresUrl(const std::string& url) {
+  return url.starts_with("postgresql://") || url.starts_with("postgres://");
+}
+
+// The SQLite path DATABASE_URL names (sqlite:///abs/path or sqlite://rel/path), or the data
+// directory's modulo.db when it is empty.
+Result<std::filesystem::path> SqlitePath(const Settings& settings, const std::filesystem::path& data_dir) {
+  const std::string& url = settings.database_url;
+  if (url.empty()) return data_dir / "modulo.db";
+  if (url.starts_with("sqlite://") && url.size() > 9) return std::filesystem::path(url.substr(9));
+  return Fail(Error::InvalidArgument("DATABASE_URL must start with sqlite:// or postgresql:// (got '" +
+                                     url.substr(0, url.find(':')) + ":…')"));
+}
+
+// `need_sqlite`: open the SQLite file even with PostgreSQL (the embedded job queue lives there
+// when no Redis is configured).
+Result<Stores> OpenStores(const Settings& settings, const std::filesystem::path& data_dir, metrics::Registry* registry,
+                          bool need_sqlite, std::size_t sqlite_pool) {
+  Stores s;
+  metrics::Gauge* active =
+      registry != nullptr ? &registry->AddGauge("rag_active_connections", "Active database connections").With({})
+                          : nullptr;
+  if (IsPostgresUrl(settings.database_url)) {
+    store::postgres::DatabaseOptions o;
+    o.primary_url = settings.database_url;
+    o.replica_urls = store::postgres::SplitUrls(settings.database_replica_urls);
+    o.pool.size = static_cast<std::size_t>(settings.db_pg_pool_size);
+    o.pool.max_overflow = static_cast<std::size_t>(settings.db_max_overflow);
+    o.max_replica_lag = std::chrono::seconds(settings.db_replica_max_lag_seconds);
+    auto db = store::postgres::Database::Open(o, registry, active);
+    if (!db) return Fail(std::move(db.error()).Wrap("PostgreSQL (DATABASE_URL)"));
+    s.postgres = std::move(*db);
+    s.metadata = std::make_unique<store::postgres::PostgresMetadataStore>(*s.postgres);
+    s.identity = std::make_unique<store::postgres::PostgresIdentityStore>(*s.postgres);
+    if (!need_sqlite) return s;
+    active = nullptr;
+  }
+  auto path = SqlitePath(settings, data_dir);
+  if (!path) return Fail(path.error());
+  auto database = store::sqlite::Database::Open(path->string(), sqlite_pool, active);
+  if (!database) return Fail(database.error());
+  s.sqlite = std::move(*database);
+  if (!s.metadata) {
+    s.metadata = std::make_unique<store::sqlite::SqliteMetadataStore>(*s.sqlite);
+    s.identity = std::make_unique<store::sqlite::SqliteIdentityStore>(*s.sqlite);
+  }
+  return s;
+}
+
+// Everything the HTTP server and the workers share: the stores, the job queue, the embedder,
+// the ingestion service and a worker pool (not started).
 struct Backend {
   std::filesystem::path data_dir;
-  std::unique_ptr<store::sqlite::Database> database;
-  std::unique_ptr<store::sqlite::SqliteMetadataStore> metadata;
-  std::unique_ptr<store::sqlite::SqliteIdentityStore> identity;
+  std::unique_ptr<store::sqlite::Database> database;       // embedded SQLite, when used
+  std::unique_ptr<store::postgres::Database> postgres;     // PostgreSQL, when DATABASE_URL names it
+  std::unique_ptr<store::MetadataStore> metadata;
+  std::unique_ptr<store::IdentityStore> identity;
   std::unique_ptr<store::LocalBlobStore> blobs;
-  std::unique_ptr<jobs::SqliteJobQueue> queue;
+  std::unique_ptr<jobs::JobQueue> queue;
   std::optional<api::EmbeddingService> embedding;
   std::shared_ptr<embed::LocalEmbedder> local_embedder;
   std::unique_ptr<ingest::IngestService> ingest;
@@ -150,61 +252,123 @@ struct Backend {
   std::function<void(const std::string& collection_id)> on_collection_changed;
 };
 
-// The retrieval side of `modulo serve`: in-memory indexes kept in step with the store, the
-// result cache and the search pipeline.
-struct Retrieval {
-  std::unique_ptr<index::HnswVectorStore> vectors;
-  std::unique_ptr<index::Bm25Index> keywords;
+// The indexes and what keeps them in step with the store. Embedded: an in-process HNSW store and
+// BM25 index in each server, rebuilt from the store and caught up by replaying its change feed.
+// Shared (VECTOR_STORE names a Milvus, with PostgreSQL as the store): Milvus for vectors and
+// PostgreSQL full-text search for keywords, one copy for every server and worker, replayed under a
+// lease with positions kept in PostgreSQL (search/sync_checkpoints.h).
+struct Indexes {
+  std::unique_ptr<index::VectorStore> vectors;
+  std::unique_ptr<index::KeywordIndex> keywords;
+  std::unique_ptr<search::SyncCheckpoints> checkpoints;
   std::unique_ptr<search::IndexSync> sync;
-  std::unique_ptr<search::LruCache> cache;
+};
+
+bool SharedIndexes(const Settings& settings) { return settings.vector_store != "embedded"; }
+
+Result<Indexes> BuildIndexes(const Settings& settings, Backend& b, metrics::Registry& registry,
+                             HealthRegistry& health) {
+  Indexes r;
+  search::IndexSyncOptions so;
+  so.batch = static_cast<std::size_t>(settings.vector_batch_size);
+  if (SharedIndexes(settings)) {
+    if (!b.postgres) {
+      return Fail(Error::InvalidArgument(
+          "VECTOR_STORE=" + settings.vector_store +
+          " needs DATABASE_URL=postgresql://…: the shared indexes keep their replay positions there and use its "
+          "full-text search for keywords"));
+    }
+    if (!settings.vector_store.starts_with("http://") && !settings.vector_store.starts_with("https://")) {
+      return Fail(Error::InvalidArgument("VECTOR_STORE must be 'embedded' or a Milvus address such as "
+                                         "http://127.0.0.1:19530 (got '" + settings.vector_store + "')"));
+    }
+    if (b.embedding) {
+      index::MilvusOptions mo;
+      mo.url = settings.vector_store;
+      mo.token = settings.milvus_token;
+      mo.batch_size = static_cast<std::size_t>(settings.vector_batch_size);
+      auto consistency = index::ParseMilvusConsistency(settings.milvus_consistency_level);
+      if (!consistency) return Fail(consistency.error());
+      mo.consistency = *consistency;
+      auto milvus = index::MilvusVectorStore::Create(b.embedding->embedder->info().dimension, mo, &registry);
+      if (!milvus) return Fail(std::move(milvus.error()).Wrap("Milvus (VECTOR_STORE)"));
+      if (auto st = (*milvus)->Ping(); !st) {
+        return Fail(Error::Unavailable("Milvus at " + settings.vector_store + " is not answering: " + st.error().message()));
+      }
+      health.Add("milvus", [m = milvus->get()] {
+        auto st = m->Ping();
+        return st ? ComponentHealth{true, "Milvus is answering"} : ComponentHealth{false, st.error().message()};
+      });
+      r.vectors = std::move(*milvus);
+    }
+    r.keywords = std::make_unique<index::PostgresKeywordIndex>(*b.postgres);
+    r.checkpoints = std::make_unique<search::PgSyncCheckpoints>(*b.postgres);
+    so.checkpoints = r.checkpoints.get();
+    so.owner = b.workers->worker_id();
+  } else {
+    if (b.embedding) {
+      index::HnswOptions ho;
+      ho.m = static_cast<std::size_t>(settings.hnsw_m);
+      ho.ef_construction = static_cast<std::size_t>(settings.hnsw_ef_construction);
+      ho.ef_search = static_cast<std::size_t>(settings.hnsw_ef_search);
+      ho.exact_threshold = static_cast<std::size_t>(settings.exact_search_threshold);
+      ho.build_threads = static_cast<std::size_t>(settings.EffectiveCpuThreads());
+      auto hnsw = std::make_unique<index::HnswVectorStore>(b.embedding->embedder->info().dimension, ho);
+      // A collection's own HNSW parameters (retrieval.hnsw) over the server's.
+      so.before_build = [v = hnsw.get()](const store::Collection& c) {
+        auto settings = nlohmann::json::parse(c.settings_json, nullptr, false);
+        search::RetrievalSettings rs;
+        if (!settings.is_object() || !settings.contains("retrieval") ||
+            !rs.Apply(settings["retrieval"], std::numeric_limits<std::size_t>::max(), "retrieval")) {
+          return;
+        }
+        if (rs.hnsw_m == 0 && rs.hnsw_ef_construction == 0 && rs.hnsw_ef_search == 0) return;
+        index::HnswOptions o = v->OptionsFor(c.id);
+        if (rs.hnsw_m > 0) o.m = rs.hnsw_m;
+        if (rs.hnsw_ef_construction > 0) o.ef_construction = rs.hnsw_ef_construction;
+        if (rs.hnsw_ef_search > 0) o.ef_search = rs.hnsw_ef_search;
+        if (auto st = v->SetCollectionOptions(c.id, o); !st) {
+          log::Warn("collection index options refused", {{"collection_id", c.id}, {"error", st.error().message()}});
+        }
+      };
+      r.vectors = std::move(hnsw);
+    }
+    index::Bm25Options bo;
+    bo.k1 = static_cast<float>(settings.bm25_k1);
+    bo.b = static_cast<float>(settings.bm25_b);
+    auto keywords = index::Bm25Index::Create(bo);
+    if (!keywords) return Fail(keywords.error());
+    r.keywords = std::move(*keywords);
+  }
+  r.sync = std::make_unique<search::IndexSync>(*b.metadata, r.vectors.get(), r.keywords.get(), so, &registry);
+  return r;
+}
+
+// The retrieval side of `modulo serve`: the indexes, the result cache and the search pipeline.
+struct Retrieval {
+  Indexes indexes;
+  search::IndexSync* sync = nullptr;
+  std::unique_ptr<search::Cache> cache;
   std::unique_ptr<search::SearchService> service;
   search::RetrievalSettings defaults;
 };
 
-Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, ThreadPool& blocking_pool,
-                                 metrics::Registry& registry) {
+Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, Engines& engines, ThreadPool& blocking_pool,
+                                 metrics::Registry& registry, HealthRegistry& health) {
   Retrieval r;
-  if (b.embedding) {
-    index::HnswOptions ho;
-    ho.m = static_cast<std::size_t>(settings.hnsw_m);
-    ho.ef_construction = static_cast<std::size_t>(settings.hnsw_ef_construction);
-    ho.ef_search = static_cast<std::size_t>(settings.hnsw_ef_search);
-    ho.exact_threshold = static_cast<std::size_t>(settings.exact_search_threshold);
-    ho.build_threads = static_cast<std::size_t>(settings.EffectiveCpuThreads());
-    r.vectors = std::make_unique<index::HnswVectorStore>(b.embedding->embedder->info().dimension, ho);
-  }
-  index::Bm25Options bo;
-  bo.k1 = static_cast<float>(settings.bm25_k1);
-  bo.b = static_cast<float>(settings.bm25_b);
-  auto keywords = index::Bm25Index::Create(bo);
-  if (!keywords) return Fail(keywords.error());
-  r.keywords = std::move(*keywords);
-  search::IndexSyncOptions so;
-  so.batch = static_cast<std::size_t>(settings.vector_batch_size);
-  if (r.vectors) {
-    // A collection's own HNSW parameters (retrieval.hnsw) over the server's.
-    so.before_build = [v = r.vectors.get()](const store::Collection& c) {
-      auto settings = nlohmann::json::parse(c.settings_json, nullptr, false);
-      search::RetrievalSettings rs;
-      if (!settings.is_object() || !settings.contains("retrieval") ||
-          !rs.Apply(settings["retrieval"], std::numeric_limits<std::size_t>::max(), "retrieval")) {
-        return;
-      }
-      if (rs.hnsw_m == 0 && rs.hnsw_ef_construction == 0 && rs.hnsw_ef_search == 0) return;
-      index::HnswOptions o = v->OptionsFor(c.id);
-      if (rs.hnsw_m > 0) o.m = rs.hnsw_m;
-      if (rs.hnsw_ef_construction > 0) o.ef_construction = rs.hnsw_ef_construction;
-      if (rs.hnsw_ef_search > 0) o.ef_search = rs.hnsw_ef_search;
-      if (auto st = v->SetCollectionOptions(c.id, o); !st) {
-        log::Warn("collection index options refused", {{"collection_id", c.id}, {"error", st.error().message()}});
-      }
-    };
-  }
-  r.sync = std::make_unique<search::IndexSync>(*b.metadata, r.vectors.get(), r.keywords.get(), so, &registry);
-  if (settings.search_cache_ttl_seconds > 0) {
+  auto indexes = BuildIndexes(settings, b, registry, health);
+  if (!indexes) return Fail(indexes.error());
+  r.indexes = std::move(*indexes);
+  r.sync = r.indexes.sync.get();
+  search::LruCache* lru = nullptr;
+  if (settings.search_cache_ttl_seconds > 0 && engines.redis) {
+    r.cache = std::make_unique<search::RedisCache>(*engines.redis, &registry);
+  } else if (settings.search_cache_ttl_seconds > 0) {
     search::LruCacheOptions co;
     co.max_entries = static_cast<std::size_t>(settings.search_cache_size);
-    r.cache = std::make_unique<search::LruCache>(co);
+    auto cache = std::make_unique<search::LruCache>(co);
+    lru = cache.get();
+    r.cache = std::move(cache);
   }
   r.defaults.retriever = search::ParseRetriever(settings.retriever).value_or(search::Retriever::kHybrid);
   search::SearchOptions opts;
@@ -213,8 +377,8 @@ Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, ThreadPoo
   opts.defaults = r.defaults;
   search::SearchDeps deps{*b.metadata,
                           *r.sync,
-                          r.vectors.get(),
-                          r.keywords.get(),
+                          r.indexes.vectors.get(),
+                          r.indexes.keywords.get(),
                           b.embedding ? b.embedding->batcher : nullptr,
                           b.embedding ? b.embedding->embedder->info().name : std::string(),
                           r.cache.get(),
@@ -222,9 +386,7 @@ Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, ThreadPoo
                           &registry};
   r.service = std::make_unique<search::SearchService>(std::move(deps), opts);
   // Index sizes for /metrics.
-  registry.AddCollector([v = r.vectors.get(), k = r.keywords.get(), c = r.cache.get()](std::string& out) {
-    (void)v;
-    (void)k;
+  registry.AddCollector([c = lru](std::string& out) {
     if (c != nullptr) {
       out += "# HELP modulo_search_cache_entries Search results held by the in-process cache\n"
              "# TYPE modulo_search_cache_entries gauge\nmodulo_search_cache_entries " +
@@ -234,8 +396,9 @@ Result<Retrieval> BuildRetrieval(const Settings& settings, Backend& b, ThreadPoo
   return r;
 }
 
-Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics::Registry& registry, EventBus& events,
+Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics::Registry& registry, Engines& engines,
                                               HealthRegistry& health, ThreadPool& cpu_pool) {
+  EventBus& events = *engines.events;
   namespace fs = std::filesystem;
   auto b = std::make_unique<Backend>();
   std::error_code ec;
@@ -244,19 +407,25 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   if (ec) return Fail(Error::Unavailable("cannot create data directory " + b->data_dir.string() + ": " + ec.message()));
   health.Add("file_system", DirectoryWritableCheck(b->data_dir.string()));
 
-  // Embedded stores: one SQLite database and a blob directory under the data directory.
-  auto database = store::sqlite::Database::Open(
-      (b->data_dir / "modulo.db").string(), static_cast<std::size_t>(settings.db_pool_size),
-      &registry.AddGauge("rag_active_connections", "Active database connections").With({}));
-  if (!database) return Fail(database.error());
-  b->database = std::move(*database);
-  b->metadata = std::make_unique<store::sqlite::SqliteMetadataStore>(*b->database);
-  b->identity = std::make_unique<store::sqlite::SqliteIdentityStore>(*b->database);
+  // Stores (SQLite in the data directory, or PostgreSQL), uploaded bytes under the data
+  // directory (a shared volume when servers and workers run on several machines), the queue
+  // (Redis Streams, or the SQLite database).
+  auto stores = OpenStores(settings, b->data_dir, &registry, !engines.redis,
+                           static_cast<std::size_t>(settings.db_pool_size));
+  if (!stores) return Fail(stores.error());
+  b->database = std::move(stores->sqlite);
+  b->postgres = std::move(stores->postgres);
+  b->metadata = std::move(stores->metadata);
+  b->identity = std::move(stores->identity);
   b->blobs = std::make_unique<store::LocalBlobStore>(b->data_dir / "blobs");
-  b->queue = std::make_unique<jobs::SqliteJobQueue>(*b->database);
-  health.Add("database", [m = b->metadata.get()] {
+  if (engines.redis) {
+    b->queue = std::make_unique<jobs::RedisJobQueue>(*engines.redis);
+  } else {
+    b->queue = std::make_unique<jobs::SqliteJobQueue>(*b->database);
+  }
+  health.Add("database", [m = b->metadata.get(), pg = b->postgres != nullptr] {
     auto st = m->Ping();
-    return st ? ComponentHealth{true, "embedded SQLite database is answering"}
+    return st ? ComponentHealth{true, pg ? "PostgreSQL is answering" : "embedded SQLite database is answering"}
               : ComponentHealth{false, st.error().message()};
   });
 
@@ -349,11 +518,11 @@ std::vector<std::string> SplitList(const std::string& s) {
 // Authentication, authorization and rate limits of the HTTP API.
 struct Access {
   std::unique_ptr<auth::JwtVerifier> jwt;
-  std::unique_ptr<auth::TokenBucketLimiter> limiter;
+  std::unique_ptr<auth::RateLimiter> limiter;
   std::unique_ptr<api::Security> security;
 };
 
-Result<Access> BuildAccess(const Settings& settings, Backend& b, ThreadPool& blocking_pool,
+Result<Access> BuildAccess(const Settings& settings, Backend& b, Engines& engines, ThreadPool& blocking_pool,
                            metrics::Registry& registry) {
   Access a;
   if (settings.auth == "none" && !IsLoopback(settings.host)) {
@@ -371,7 +540,11 @@ Result<Access> BuildAccess(const Settings& settings, Backend& b, ThreadPool& blo
     a.jwt = std::move(*jwt);
     if (auto e = a.jwt->last_jwks_error()) log::Warn("JWKS not loaded yet", {{"error", e->message()}});
   }
-  a.limiter = std::make_unique<auth::TokenBucketLimiter>();
+  if (engines.redis) {
+    a.limiter = std::make_unique<auth::RedisRateLimiter>(*engines.redis, &registry);  // one budget across servers
+  } else {
+    a.limiter = std::make_unique<auth::TokenBucketLimiter>();
+  }
   api::SecurityOptions so;
   so.required = settings.auth != "none";
   so.auto_provision = settings.jwt_auto_provision;
@@ -389,12 +562,12 @@ int CreateUser(const Settings& settings, const std::string& name, bool admin, co
   std::error_code ec;
   const fs::path dir = fs::absolute(settings.data_dir, ec).lexically_normal();
   fs::create_directories(dir, ec);
-  auto database = store::sqlite::Database::Open((dir / "modulo.db").string(), 1);
-  if (!database) {
-    std::fprintf(stderr, "modulo: %s\n", database.error().message().c_str());
+  auto stores = OpenStores(settings, dir, nullptr, false, 1);
+  if (!stores) {
+    std::fprintf(stderr, "modulo: %s\n", stores.error().message().c_str());
     return 1;
   }
-  store::sqlite::SqliteIdentityStore identity(**database);
+  store::IdentityStore& identity = *stores->identity;
   store::User u;
   u.name = name;
   u.role = admin ? "admin" : "user";
@@ -458,9 +631,11 @@ int Serve(const Settings& settings) {
   metrics::RegisterProcessCollector(registry);
   ThreadPool cpu_pool("cpu", static_cast<std::size_t>(settings.EffectiveCpuThreads()));
   ThreadPool blocking_pool("blocking", static_cast<std::size_t>(settings.blocking_threads));
-  InProcessEventBus events;
   HealthRegistry health;
-  auto backend = BuildBackend(settings, registry, events, health, cpu_pool);
+  auto engines = BuildEngines(settings, registry, health);
+  if (!engines) return StartupFailure(engines.error());
+  EventBus& events = *engines->events;
+  auto backend = BuildBackend(settings, registry, *engines, health, cpu_pool);
   if (!backend) return StartupFailure(backend.error());
   Backend& b = **backend;
 
@@ -479,16 +654,16 @@ int Serve(const Settings& settings) {
   opt.access_log = settings.access_log;
   opt.spool_dir = b.data_dir / "spool";
 
-  auto retrieval = BuildRetrieval(settings, b, blocking_pool, registry);
+  auto retrieval = BuildRetrieval(settings, b, *engines, blocking_pool, registry, health);
   if (!retrieval) return StartupFailure(retrieval.error());
-  auto access = BuildAccess(settings, b, blocking_pool, registry);
+  auto access = BuildAccess(settings, b, *engines, blocking_pool, registry);
   if (!access) return StartupFailure(access.error());
   if (settings.auth == "none") {
     log::Warn("authentication is off (MODULO_AUTH=none): every request acts as the local admin");
   }
   // Jobs run here keep the indexes warm (catch-up off the worker thread); writes by other
   // processes are caught up by the next search.
-  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync.get()](const std::string& id) {
+  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync](const std::string& id) {
     boost::asio::post(blocking_pool.executor(), [&b, sync, id] {
       if (auto state = b.metadata->GetCollectionState(id)) {
         if (auto st = sync->EnsureCurrent(*state); !st) {
@@ -534,7 +709,7 @@ int Serve(const Settings& settings) {
       b.embedding ? b.embedding->embedder->info().name : std::string(),
       b.embedding ? static_cast<int>(b.embedding->embedder->info().max_tokens) : 256,
       settings.max_file_bytes > 0 ? settings.max_file_bytes : settings.max_upload_bytes,
-      retrieval->sync.get(),
+      retrieval->sync,
       retrieval->defaults,
       static_cast<std::size_t>(settings.max_top_k),
       b.identity.get(),
@@ -543,7 +718,7 @@ int Serve(const Settings& settings) {
   api::AddCollectionRoutes(router, app, collection_services);
   api::AddSearchRoutes(router, app, *retrieval->service, *b.metadata, *b.identity);
   api::TenancyServices tenancy{*b.identity, *b.metadata, *access->security, quotas,
-                               [sync = retrieval->sync.get()](const std::string& id) { sync->DropCollection(id); }};
+                               [sync = retrieval->sync](const store::Collection& c) { sync->DropCollection(c); }};
   api::AddTenancyRoutes(router, app, tenancy);
   api::AddOpenApiRoute(router, MODULO_VERSION);
 
@@ -565,7 +740,7 @@ int Serve(const Settings& settings) {
   std::fflush(stdout);
   // Rebuild the in-memory indexes from the store in the background; a search that arrives first
   // catches its own collection up.
-  boost::asio::post(blocking_pool.executor(), [sync = retrieval->sync.get()] {
+  boost::asio::post(blocking_pool.executor(), [sync = retrieval->sync] {
     const auto t = std::chrono::steady_clock::now();
     auto n = sync->SyncAll();
     if (!n) {
@@ -595,11 +770,28 @@ int Work(const Settings& settings) {
             settings.log_format == "json" ? log::Format::kJson : log::Format::kText);
   metrics::Registry registry;
   ThreadPool cpu_pool("cpu", static_cast<std::size_t>(settings.EffectiveCpuThreads()));
-  InProcessEventBus events;
   HealthRegistry health;
-  auto backend = BuildBackend(settings, registry, events, health, cpu_pool);
+  auto engines = BuildEngines(settings, registry, health);
+  if (!engines) return StartupFailure(engines.error());
+  (void)engines->events;  // a worker publishes through the backend
+  auto backend = BuildBackend(settings, registry, *engines, health, cpu_pool);
   if (!backend) return StartupFailure(backend.error());
   if (!(*backend)->ingest) return StartupFailure(Error::InvalidArgument("a worker needs an embedder (MODULO_EMBEDDER)"));
+  // With shared indexes a worker brings them up to date as each job finishes, so searches find
+  // the new chunks without replaying them (in-process indexes belong to the servers).
+  std::optional<Indexes> indexes;
+  if (SharedIndexes(settings)) {
+    auto built = BuildIndexes(settings, **backend, registry, health);
+    if (!built) return StartupFailure(built.error());
+    indexes = std::move(*built);
+    (*backend)->on_collection_changed = [b = backend->get(), sync = indexes->sync.get()](const std::string& id) {
+      if (auto state = b->metadata->GetCollectionState(id)) {
+        if (auto st = sync->EnsureCurrent(*state); !st) {
+          log::Warn("index catch-up failed", {{"collection_id", id}, {"error", st.error().message()}});
+        }
+      }
+    };
+  }
   const int concurrency = std::max(1, settings.worker_concurrency);
   StartWorkers(**backend, concurrency);
   log::Info("modulo worker ready", {{"worker_id", (*backend)->workers->worker_id()},
@@ -610,6 +802,7 @@ int Work(const Settings& settings) {
   const int sig = WaitForSignal();
   log::Info("worker stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*backend)->workers->Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
+  (*backend)->on_collection_changed = nullptr;
   log::Flush();
   return 0;
 }
@@ -657,6 +850,10 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> admin_values;
   auto admin_opts = AddSettingFlags(*create_user, admin_values);
 
+  auto* migrate = app.add_subcommand("migrate", "Bring the PostgreSQL schema (DATABASE_URL) to this version");
+  std::map<std::string, std::string> migrate_values;
+  auto migrate_opts = AddSettingFlags(*migrate, migrate_values);
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -676,6 +873,26 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::fputs(RenderSettings(*s).c_str(), stdout);
+    return 0;
+  }
+  if (migrate->parsed()) {
+    auto s = Load(config_file, migrate_opts, migrate_values);
+    if (!s) {
+      std::fprintf(stderr, "modulo: configuration error: %s\n", s.error().message().c_str());
+      return 2;
+    }
+    if (!IsPostgresUrl(s->database_url)) {
+      std::fprintf(stderr, "modulo: migrate needs DATABASE_URL=postgresql://… (the embedded SQLite database "
+                           "migrates itself when opened)\n");
+      return 2;
+    }
+    auto outcome = store::postgres::Migrate(s->database_url);
+    if (!outcome) {
+      std::fprintf(stderr, "modulo: migration failed: %s\n", outcome.error().message().c_str());
+      return 1;
+    }
+    std::printf("schema version %d (%d step%s applied now)\n", outcome->version, outcome->applied,
+                outcome->applied == 1 ? "" : "s");
     return 0;
   }
   if (create_user->parsed()) {

@@ -243,8 +243,11 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
     r.handler = [&app, &svc](Request& req) -> asio::awaitable<Response> {
       const std::string id = req.PathParam("collection_id");
       auto st = co_await RunOn(app.blocking_pool, [&]() -> Status {
-        if (auto d = ScopedStore(svc.store, *svc.identity, req).DeleteCollection(id); !d) return d;
-        if (svc.index_sync != nullptr) svc.index_sync->DropCollection(id);
+        auto scoped = ScopedStore(svc.store, *svc.identity, req);
+        auto state = scoped.GetCollectionState(id);
+        if (!state) return Fail(state.error());
+        if (auto d = scoped.DeleteCollection(id); !d) return d;
+        if (svc.index_sync != nullptr) svc.index_sync->DropCollection(*state);
         return {};
       });
       if (!st) co_return ErrorResponse(st.error());

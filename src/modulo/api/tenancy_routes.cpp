@@ -133,17 +133,18 @@ Result<TeamView> TeamFor(store::IdentityStore& identity, const auth::Principal& 
 
 // Deletes every collection `owner_type`/`owner_id` owns (a deleted user's or team's); returns
 // their ids so their indexes can be dropped.
-Result<std::vector<std::string>> DeleteOwnedCollections(store::MetadataStore& store, const std::string& owner_type,
-                                                        const std::string& owner_id) {
+Result<std::vector<store::Collection>> DeleteOwnedCollections(store::MetadataStore& store,
+                                                              const std::string& owner_type,
+                                                              const std::string& owner_id) {
   auto owned = store.ListCollections(owner_id);
   if (!owned) return Fail(owned.error());
-  std::vector<std::string> ids;
-  for (const auto& c : *owned) {
+  std::vector<store::Collection> deleted;
+  for (auto& c : *owned) {
     if (c.owner_type != owner_type) continue;
     if (auto st = store.DeleteCollection(c.id); !st) return Fail(st.error());
-    ids.push_back(c.id);
+    deleted.push_back(std::move(c));
   }
-  return ids;
+  return deleted;
 }
 
 struct Api {
@@ -298,17 +299,17 @@ void AddUserRoutes(Api& api) {
   api.Add(verb::delete_, "/api/users/{user_id}", "admin", "Delete a user with their keys and the collections they own",
           "users", [&svc, &app](Request& req) -> asio::awaitable<Response> {
             const std::string id = UserParam(req);
-            auto deleted = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<std::string>> {
+            auto deleted = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<store::Collection>> {
               if (auto u = svc.identity.GetUser(id); !u) return Fail(u.error());
               auto ids = DeleteOwnedCollections(svc.store, "user", id);
               if (!ids) return ids;
               if (auto st = svc.identity.DeleteUser(id); !st) return Fail(st.error());
+              for (const auto& c : *ids) {
+                if (svc.on_collection_deleted) svc.on_collection_deleted(c);
+              }
               return ids;
             });
             if (!deleted) co_return Err(deleted.error());
-            for (const auto& c : *deleted) {
-              if (svc.on_collection_deleted) svc.on_collection_deleted(c);
-            }
             svc.security.Forget(id);
             svc.security.Audit(req, "user.delete", "user:" + id, "ok", {{"collections_deleted", deleted->size()}});
             co_return Response::NoContent();
@@ -511,17 +512,17 @@ void AddTeamRoutes(Api& api) {
   api.Add(verb::delete_, "/api/teams/{team_id}", "user", "Delete a team and the collections it owns (team admins)", "teams",
           [&svc, &app](Request& req) -> asio::awaitable<Response> {
             const std::string id = req.PathParam("team_id");
-            auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<std::string>> {
+            auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<std::vector<store::Collection>> {
               if (auto team = TeamFor(svc.identity, Me(req), id, "delete the team"); !team) return Fail(team.error());
               auto ids = DeleteOwnedCollections(svc.store, "team", id);
               if (!ids) return ids;
               if (auto st = svc.identity.DeleteTeam(id); !st) return Fail(st.error());
+              for (const auto& c : *ids) {
+                if (svc.on_collection_deleted) svc.on_collection_deleted(c);
+              }
               return ids;
             });
             if (!out) co_return Err(out.error());
-            for (const auto& c : *out) {
-              if (svc.on_collection_deleted) svc.on_collection_deleted(c);
-            }
             svc.security.Audit(req, "team.delete", "team:" + id, "ok", {{"collections_deleted", out->size()}});
             co_return Response::NoContent();
           });

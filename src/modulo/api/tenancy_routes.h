@@ -47,7 +47,8 @@ struct TenancyServices {
   store::MetadataStore& store;
   Security& security;
   QuotaDefaults quotas;
-  std::function<void(const std::string& collection_id)> on_collection_deleted;
+  // Called on a blocking thread for each collection deleted with its owner (its indexes go).
+  std::function<void(const store::Collection& deleted)> on_collection_deleted;
 };
 
 void AddTenancyRoutes(http::Router& router, AppContext& app, TenancyServices& services);

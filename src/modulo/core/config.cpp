@@ -244,6 +244,42 @@ std::vector<SettingSpec> BuildSpecs() {
                           1024 * kGiB));
   v.push_back(IntSetting("MODULO_DB_POOL_SIZE", "db-pool-size", "Connections to the embedded database.",
                          &Settings::db_pool_size, 1, 256));
+  v.push_back(StringSetting("DATABASE_URL", "database-url",
+                            "Metadata database: empty or sqlite:///path for the embedded SQLite file in the data "
+                            "directory, postgresql://user:pass@host:port/db for PostgreSQL.",
+                            &Settings::database_url, {}, true, true));
+  v.push_back(StringSetting("DATABASE_REPLICA_URLS", "database-replica-urls",
+                            "Comma-separated postgresql:// URLs of read replicas (reads fall back to the primary).",
+                            &Settings::database_replica_urls, {}, true, true));
+  v.push_back(IntSetting("DB_POOL_SIZE", "pg-pool-size", "PostgreSQL connections kept in the pool.",
+                         &Settings::db_pg_pool_size, 1, 1000));
+  v.push_back(IntSetting("DB_MAX_OVERFLOW", "pg-max-overflow",
+                         "PostgreSQL connections opened beyond the pool under load (closed when returned).",
+                         &Settings::db_max_overflow, 0, 1000));
+  v.push_back(IntSetting("DB_REPLICA_MAX_LAG_SECONDS", "replica-max-lag",
+                         "A replica further behind than this is skipped (reads go to the primary).",
+                         &Settings::db_replica_max_lag_seconds, 0, 86400));
+  v.push_back(StringSetting("REDIS_URL", "redis-url",
+                            "Redis for the shared result cache, the job queue, rate limits and progress events "
+                            "(redis://[:password@]host:port[/db]); empty: in-process equivalents.",
+                            &Settings::redis_url, {}, true, true));
+  v.push_back(StringSetting("REDIS_HOST", "redis-host", "Redis host, when REDIS_URL is not set.",
+                            &Settings::redis_host, {}, false, true));
+  v.push_back(IntSetting("REDIS_PORT", "redis-port", "Redis port, with REDIS_HOST.", &Settings::redis_port, 1, 65535));
+  v.push_back(StringSetting("MODULO_REDIS_PREFIX", "redis-prefix",
+                            "Prefix of every Redis key, so deployments can share one Redis.", &Settings::redis_prefix));
+  v.push_back(IntSetting("MODULO_REDIS_POOL_SIZE", "redis-pool-size", "Redis connections per process.",
+                         &Settings::redis_pool_size, 1, 1024));
+  v.push_back(StringSetting("VECTOR_STORE", "vector-store",
+                            "Vector index: embedded (in-process HNSW) or a Milvus address (http://host:19530; needs "
+                            "DATABASE_URL=postgresql://…, whose full-text search is then the keyword index).",
+                            &Settings::vector_store));
+  v.push_back(StringSetting("MILVUS_CONSISTENCY_LEVEL", "milvus-consistency",
+                            "Eventually: a vector write returns when Milvus acknowledges it; Strong: when searches "
+                            "see it (Milvus's REST v1 reads at its Bounded level either way).",
+                            &Settings::milvus_consistency_level, {"Eventually", "Strong"}));
+  v.push_back(StringSetting("MILVUS_TOKEN", "milvus-token", "Milvus credentials (user:password or an API key).",
+                            &Settings::milvus_token, {}, true, true));
   v.push_back(IntSetting("MAX_TOP_K", "max-top-k", "Largest top_k a search may ask for.", &Settings::max_top_k, 1,
                          10000));
   v.push_back(IntSetting("VECTOR_BATCH_SIZE", "vector-batch-size",
@@ -352,6 +388,12 @@ int Settings::EffectiveWebConcurrency() const {
 }
 int Settings::EffectiveCpuThreads() const {
   return cpu_threads > 0 ? cpu_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::string Settings::EffectiveRedisUrl() const {
+  if (!redis_url.empty()) return redis_url;
+  if (!redis_host.empty()) return "redis://" + redis_host + ":" + std::to_string(redis_port);
+  return {};
 }
 
 const std::vector<SettingSpec>& SettingSpecs() {

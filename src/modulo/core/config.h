@@ -95,7 +95,24 @@ struct Settings {
   std::size_t quota_storage_bytes = 10ULL << 30;
   int quota_llm_tokens_per_day = 100000;
 
+  // Scale-out engines (empty: the embedded defaults)
+  std::string database_url;           // sqlite:///path, postgresql://...
+  std::string database_replica_urls;  // comma-separated postgresql:// URLs of read replicas
+  int db_pg_pool_size = 20;
+  int db_max_overflow = 10;
+  int db_replica_max_lag_seconds = 10;
+  std::string redis_url;
+  std::string redis_host;
+  int redis_port = 6379;
+  std::string redis_prefix = "modulo:";
+  int redis_pool_size = 8;
+  std::string vector_store = "embedded";  // embedded | a Milvus address (http://host:19530)
+  std::string milvus_consistency_level = "Eventually";
+  std::string milvus_token;
+
   // Resolved values for the 0 = auto settings.
+  // The Redis URL from REDIS_URL, or REDIS_HOST and REDIS_PORT; empty when neither is set.
+  [[nodiscard]] std::string EffectiveRedisUrl() const;
   [[nodiscard]] int EffectiveWebConcurrency() const;
   [[nodiscard]] int EffectiveCpuThreads() const;
 };

@@ -49,6 +49,7 @@ Status IndexSync::EnsureCurrent(const store::Collection& state) {
 }
 
 Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {
+  if (options_.checkpoints != nullptr) return CatchUpShared(e, state);
   if (e.generation != state.generation) {
     // A reindex switched generations (or this is the first build): start the live one afresh.
     if (e.generation != 0) {
@@ -58,15 +59,67 @@ Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {
     if (options_.before_build) options_.before_build(state);
     e.generation = state.generation;
     e.owner_id = state.owner_id;
+    e.owner_type = state.owner_type;
     e.last_chunk_id = 0;
     e.last_removal_seq = 0;
     e.version.store(0, std::memory_order_release);
   }
-  const auto key = KeyOf(state, state.generation);
   std::size_t added = 0, removed = 0;
+  if (auto st = Replay(state, KeyOf(state, state.generation), &e.last_chunk_id, &e.last_removal_seq, &added, &removed,
+                       [] { return Status{}; });
+      !st) {
+    return st;
+  }
+  e.version.store(state.version, std::memory_order_release);
+  Report(state, added, removed);
+  return {};
+}
+
+Status IndexSync::CatchUpShared(Entry& e, const store::Collection& state) {
+  SyncCheckpoints& cp = *options_.checkpoints;
+  auto acquired = cp.Acquire(state.id, options_.owner, options_.lease);
+  if (!acquired) return Fail(acquired.error());
+  if (!*acquired) return {};  // another process is replaying: read the index as it is
+  SyncPosition pos = **acquired;
+  e.generation = state.generation;
+  e.owner_id = state.owner_id;
+  e.owner_type = state.owner_type;
+  auto finish = [&](Status st) -> Status {
+    if (auto released = cp.Release(state.id, options_.owner); !released && st) return released;
+    return st;
+  };
+  if (pos.generation != state.generation) {
+    // First build, or a reindex switched generations: the old generation's indexes go, and the
+    // live one is built from scratch (whatever a lost position left there is dropped first).
+    if (pos.generation != 0 && pos.generation != state.generation) {
+      if (auto st = Drop(KeyOf(state, pos.generation)); !st) return finish(st);
+    }
+    if (auto st = Drop(KeyOf(state, state.generation)); !st) return finish(st);
+    if (options_.before_build) options_.before_build(state);
+    pos = SyncPosition{state.generation, 0, 0, 0};
+    if (auto st = cp.Save(state.id, options_.owner, pos, options_.lease); !st) return finish(st);
+  }
+  if (pos.version >= state.version) {
+    e.version.store(pos.version, std::memory_order_release);
+    return finish({});
+  }
+  std::size_t added = 0, removed = 0;
+  auto st = Replay(state, KeyOf(state, state.generation), &pos.last_chunk_id, &pos.last_removal_seq, &added, &removed,
+                   [&] { return cp.Save(state.id, options_.owner, pos, options_.lease); });
+  if (!st) return finish(st);
+  pos.version = state.version;
+  if (auto saved = cp.Save(state.id, options_.owner, pos, options_.lease); !saved) return finish(saved);
+  e.version.store(state.version, std::memory_order_release);
+  Report(state, added, removed);
+  return finish({});
+}
+
+Status IndexSync::Replay(const store::Collection& state, const index::IndexKey& key, std::int64_t* last_chunk_id,
+                         std::int64_t* last_removal_seq, std::size_t* added, std::size_t* removed,
+                         const std::function<Status()>& after_batch) {
   // Additions: every chunk with an id past the last one seen.
   for (;;) {
-    auto page = store_.ListChunks(state.id, state.generation, e.last_chunk_id, options_.batch, vectors_ != nullptr);
+    auto page = store_.ListChunks(state.id, state.generation, *last_chunk_id, options_.batch, vectors_ != nullptr);
     if (!page) return Fail(page.error());
     if (page->empty()) break;
     std::vector<index::IndexedChunk> items;
@@ -101,13 +154,14 @@ Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {
     if (keywords_ != nullptr) {
       if (auto st = keywords_->Upsert(key, items); !st) return st;
     }
-    added += items.size();
-    e.last_chunk_id = page->back().id;
+    *added += items.size();
+    *last_chunk_id = page->back().id;
+    if (auto st = after_batch(); !st) return st;
     if (page->size() < options_.batch) break;
   }
   // Removals after additions: a chunk added and removed since the last catch-up is removed again.
   for (;;) {
-    auto page = store_.ListRemovedChunks(state.id, state.generation, e.last_removal_seq, options_.batch);
+    auto page = store_.ListRemovedChunks(state.id, state.generation, *last_removal_seq, options_.batch);
     if (!page) return Fail(page.error());
     if (page->empty()) break;
     std::vector<std::int64_t> ids;
@@ -119,11 +173,15 @@ Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {
     if (keywords_ != nullptr) {
       if (auto st = keywords_->Remove(key, ids); !st) return st;
     }
-    removed += ids.size();
-    e.last_removal_seq = page->back().seq;
+    *removed += ids.size();
+    *last_removal_seq = page->back().seq;
+    if (auto st = after_batch(); !st) return st;
     if (page->size() < options_.batch) break;
   }
-  e.version.store(state.version, std::memory_order_release);
+  return {};
+}
+
+void IndexSync::Report(const store::Collection& state, std::size_t added, std::size_t removed) {
   if (replayed_ != nullptr) {
     if (added > 0) replayed_->With({"add"}).Inc(static_cast<double>(added));
     if (removed > 0) replayed_->With({"remove"}).Inc(static_cast<double>(removed));
@@ -135,26 +193,27 @@ Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {
                                    {"added", static_cast<std::int64_t>(added)},
                                    {"removed", static_cast<std::int64_t>(removed)}});
   }
-  return {};
 }
 
-void IndexSync::DropCollection(const std::string& collection_id) {
+void IndexSync::DropCollection(const store::Collection& deleted) {
   std::shared_ptr<Entry> e;
   {
     std::lock_guard lock(mu_);
-    auto it = entries_.find(collection_id);
-    if (it == entries_.end()) return;
-    e = it->second;
-    entries_.erase(it);
+    if (auto it = entries_.find(deleted.id); it != entries_.end()) {
+      e = it->second;
+      entries_.erase(it);
+    }
   }
-  std::lock_guard lock(e->mu);
-  if (e->generation != 0) {
-    store::Collection c;
-    c.id = collection_id;
-    c.owner_id = e->owner_id;
-    if (auto st = Drop(KeyOf(c, e->generation)); !st) {
+  std::unique_lock<std::mutex> lock;
+  if (e) lock = std::unique_lock(e->mu);
+  // The live generation, one a reindex was building, and (in process) the one this process built.
+  std::vector<std::int64_t> generations = {deleted.generation};
+  if (deleted.next_generation > 0) generations.push_back(deleted.next_generation);
+  if (e && e->generation != 0 && e->generation != deleted.generation) generations.push_back(e->generation);
+  for (std::int64_t g : generations) {
+    if (auto st = Drop(KeyOf(deleted, g)); !st) {
       log::Warn("dropping the indexes of a deleted collection failed",
-                {{"collection_id", collection_id}, {"error", st.error().message()}});
+                {{"collection_id", deleted.id}, {"generation", g}, {"error", st.error().message()}});
     }
   }
 }

@@ -179,10 +179,11 @@ TEST_F(IndexSyncTest, DroppingACollectionFreesItsIndexes) {
   AddFile("a", {"alpha"});
   ASSERT_TRUE(sync_->EnsureCurrent(State()));
   auto key = IndexSync::KeyOf(State(), 1);
-  sync_->DropCollection(collection_);
+  const auto state = State();
+  sync_->DropCollection(state);
   EXPECT_EQ(keywords_->Count(key).value(), 0u);
   EXPECT_EQ(vectors_->Count(key).value(), 0u);
-  sync_->DropCollection(collection_);  // twice is fine
+  sync_->DropCollection(state);  // twice is fine
 }
 
 TEST_F(IndexSyncTest, ConcurrentSearchersCatchUpOnce) {
