@@ -13,7 +13,7 @@ CMAKE_FLAGS ?=
 
 MODEL_DIR ?= models/all-MiniLM-L6-v2
 
-.PHONY: run test deps test-deps venv model build unit e2e e2e-long bench asan tsan format clean
+.PHONY: run test deps test-deps venv model build unit e2e e2e-long e2e-cluster bench asan tsan format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -46,9 +46,13 @@ unit: build model
 
 E2E_ENV = MODULO_BIN=$(abspath $(BUILD_DIR))/modulo MODULO_MODEL_DIR=$(abspath $(MODEL_DIR))
 
-# The end-to-end tests without the long tier (whole-dataset quality checks).
+# The end-to-end tests without the long tier (whole-dataset quality checks) and the cluster test.
 e2e: build venv model test-deps
-	$(E2E_ENV) .venv/bin/python -m pytest -q -m "not long" tests/e2e
+	$(E2E_ENV) .venv/bin/python -m pytest -q -m "not long and not cluster" tests/e2e
+
+# The scale-out stack: PostgreSQL primary + replica, Redis, Milvus, 3 servers, 2 workers, nginx.
+e2e-cluster: build venv model test-deps
+	$(E2E_ENV) .venv/bin/python -m pytest -q -m cluster tests/e2e
 
 e2e-long: build venv model test-deps
 	$(E2E_ENV) .venv/bin/python -m pytest -q -m long tests/e2e
@@ -66,10 +70,10 @@ bench: deps
 	bench/http_health.sh build-bench
 
 asan:
-	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=address PYTEST_ARGS='-m "not long"'
+	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=address PYTEST_ARGS='-m "not long and not cluster"'
 
 tsan:
-	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=thread PYTEST_ARGS='-m "not long"'
+	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS=-DMODULO_SANITIZE=thread PYTEST_ARGS='-m "not long and not cluster"'
 
 format:
 	find src apps bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i

@@ -78,15 +78,20 @@ class Database {
   [[nodiscard]] Result<Pool::Lease> Read();
 
   // Runs fn(Connection&) -> Result<T> on Read(); when a replica fails with kUnavailable it is
-  // marked down and fn runs again on the primary.
+  // marked down and fn runs again on the primary. A replica answering kNotFound is asked again
+  // on the primary too: the row may be a moment old and written by another process (a server
+  // that created a collection, a worker picking up a file another server just added), which
+  // this process's own read-your-writes tracking cannot know about.
   template <typename F>
   auto WithRead(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
     auto lease = Read();
     if (!lease) return Fail(lease.error());
     const bool on_replica = &lease->pool() != primary_.get();
     auto out = fn(**lease);
-    if (out || !on_replica || out.error().code() != ErrorCode::kUnavailable) return out;
-    MarkDown(lease->pool());
+    if (out || !on_replica) return out;
+    const ErrorCode code = out.error().code();
+    if (code != ErrorCode::kUnavailable && code != ErrorCode::kNotFound) return out;
+    if (code == ErrorCode::kUnavailable) MarkDown(lease->pool());
     auto again = Primary();
     if (!again) return Fail(again.error());
     return fn(**again);

@@ -364,5 +364,56 @@ TEST_F(PgReplicaTest, ReadsGoToTheReplicaFallBackWhenItIsDownAndSeeTheirOwnWrite
   EXPECT_EQ(replica.stats().acquired, before + 1);
 }
 
+TEST_F(PgReplicaTest, ARowAnotherProcessJustWroteIsFoundThroughThePrimary) {
+  // Two processes (two Database objects): one creates a collection and adds a file while the
+  // replica is paused; the other, which wrote nothing itself, reads them at once. Its replica
+  // answers "not found", so it asks the primary (an upload on another server, a worker picking
+  // up a file another server just added).
+  auto open = [&] {
+    DatabaseOptions o;
+    o.primary_url = primary_->Url();
+    o.replica_urls = {replica_->Url()};
+    o.pool.size = 2;
+    o.max_replica_lag = std::chrono::hours(1);  // usable however far behind: the test pauses replay
+    o.replica_check_interval = std::chrono::hours(1);
+    auto db = Database::Open(o);
+    if (!db) throw std::runtime_error(db.error().ToString());
+    return std::move(*db);
+  };
+  auto writer_db = open();
+  auto reader_db = open();
+  ASSERT_TRUE(WaitUsable(*reader_db));
+  PostgresMetadataStore writer(*writer_db), reader(*reader_db);
+  auto on_replica = Connection::Open(replica_->Url());
+  ASSERT_TRUE(on_replica);
+  ASSERT_TRUE((*on_replica)->ExecScript("SELECT pg_wal_replay_pause()"));
+  NewCollection nc;
+  nc.name = "fresh";
+  nc.owner_id = "u2";
+  auto c = writer.CreateCollection(nc);
+  ASSERT_TRUE(c) << c.error().ToString();
+  FileRecord f;
+  f.collection_id = c->id;
+  f.filename = "a.txt";
+  f.content_hash = "h";
+  f.storage_key = "h";
+  auto file = writer.AddFile(f);
+  ASSERT_TRUE(file) << file.error().ToString();
+  Pool& replica = *reader_db->replica_pools().at(0);
+  const auto before = replica.stats().acquired;
+  auto got = reader.GetCollection(c->id);
+  ASSERT_TRUE(got) << got.error().ToString();
+  EXPECT_EQ(got->name, "fresh");
+  auto got_file = reader.GetFile(file->first.id);
+  ASSERT_TRUE(got_file) << got_file.error().ToString();
+  EXPECT_EQ(got_file->filename, "a.txt");
+  EXPECT_GT(replica.stats().acquired, before) << "the replica was asked first";
+  // A row that exists nowhere is still NotFound.
+  auto missing = reader.GetFile("no-such-file");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE((*on_replica)->ExecScript("SELECT pg_wal_replay_resume()"));
+}
+
 }  // namespace
 }  // namespace modulo::store::postgres
