@@ -199,6 +199,39 @@ CREATE TABLE index_sync_positions (
   lease_until timestamptz
 );
 )sql",
+    // 5: keyword search without scans (index/postgres/pg_keyword_index.h): one statistics row
+    // per (collection, generation) and a postings table, filled from the existing rows; the
+    // tsvector column and its GIN index are no longer read
+    R"sql(
+CREATE TABLE keyword_indexes (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  collection_id text NOT NULL,
+  generation bigint NOT NULL,
+  chunk_count bigint NOT NULL DEFAULT 0,
+  total_len bigint NOT NULL DEFAULT 0,
+  CONSTRAINT keyword_indexes_key UNIQUE (collection_id, generation)
+);
+CREATE TABLE keyword_postings (
+  index_id bigint NOT NULL,
+  chunk_id bigint NOT NULL,
+  doc_len integer NOT NULL,
+  tf smallint NOT NULL,
+  lexeme text COLLATE "C" NOT NULL,
+  CONSTRAINT keyword_postings_pkey PRIMARY KEY (index_id, lexeme, chunk_id) INCLUDE (tf, doc_len)
+);
+CREATE INDEX keyword_postings_by_chunk ON keyword_postings (index_id, chunk_id);
+INSERT INTO keyword_indexes (collection_id, generation, chunk_count, total_len)
+SELECT collection_id, generation, count(*), COALESCE(sum(doc_len), 0)
+FROM keyword_chunks GROUP BY collection_id, generation;
+INSERT INTO keyword_postings (index_id, chunk_id, doc_len, tf, lexeme)
+SELECT i.id, k.chunk_id, k.doc_len, COALESCE(array_length(t.positions, 1), 1), t.lexeme
+FROM keyword_chunks k
+JOIN keyword_indexes i ON i.collection_id = k.collection_id AND i.generation = k.generation
+CROSS JOIN LATERAL unnest(k.tsv) t;
+ALTER TABLE keyword_chunks DROP COLUMN tsv;
+ANALYZE keyword_indexes;
+ANALYZE keyword_postings;
+)sql",
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 
