@@ -18,9 +18,11 @@ MODEL_DIR ?= models/all-MiniLM-L6-v2
 deps:
 	@scripts/install-deps.sh
 
-# The services the integration tests start on their own ports (PostgreSQL, Redis, nginx).
+# The services the integration tests start on their own ports (PostgreSQL, Redis, nginx), and the
+# S3-compatible server (SeaweedFS, built once per machine with the Go toolchain).
 test-deps:
 	@scripts/install-deps.sh --test
+	@tests/services/s3.sh build
 
 venv: deps
 	@scripts/setup-venv.sh

@@ -34,6 +34,8 @@
 #include "modulo/embed/local_embedder.h"
 #include "modulo/embed/query_batcher.h"
 #include "modulo/embed/remote/remote_embedders.h"
+#include "modulo/generate/answer_service.h"
+#include "modulo/generate/provider_registry.h"
 #include "modulo/http/server.h"
 #include "modulo/index/bm25/bm25_index.h"
 #include "modulo/index/hnsw/hnsw_vector_store.h"
@@ -46,6 +48,7 @@
 #include "modulo/jobs/worker_pool.h"
 #include "modulo/store/blob_store.h"
 #include "modulo/store/postgres/database.h"
+#include "modulo/store/s3/s3_blob_store.h"
 #include "modulo/store/postgres/pg_identity_store.h"
 #include "modulo/store/postgres/pg_metadata_store.h"
 #include "modulo/store/sqlite/database.h"
@@ -176,6 +179,52 @@ Result<Engines> BuildEngines(const Settings& settings, metrics::Registry& regist
   return e;
 }
 
+// The answer pipeline: generated answers with citations when MODULO_LLM_PROVIDER names a language
+// model, extractive answers otherwise. Must outlive the HTTP server.
+struct Answers {
+  generate::ProviderRegistry providers;
+  std::unique_ptr<generate::AnswerService> service;
+};
+
+Result<std::unique_ptr<Answers>> BuildAnswers(const Settings& settings, search::SearchService& search,
+                                              store::IdentityStore& identity, ThreadPool& blocking_pool,
+                                              metrics::Registry& registry) {
+  auto a = std::make_unique<Answers>();
+  std::shared_ptr<generate::LlmProvider> provider;
+  if (settings.llm_provider != "none") {
+    if (settings.llm_model.empty()) {
+      return Fail(Error::InvalidArgument("MODULO_LLM_MODEL is required with MODULO_LLM_PROVIDER=" +
+                                         settings.llm_provider));
+    }
+    if (settings.llm_context_tokens < settings.llm_max_new_tokens + 256) {
+      return Fail(Error::InvalidArgument("MODULO_LLM_CONTEXT_TOKENS (" + std::to_string(settings.llm_context_tokens) +
+                                         ") must exceed MODULO_LLM_MAX_NEW_TOKENS (" +
+                                         std::to_string(settings.llm_max_new_tokens) + ") by at least 256"));
+    }
+    generate::ProviderConfig pc;
+    pc.type = settings.llm_provider;
+    pc.base_url = settings.llm_url;
+    pc.api_key = settings.llm_api_key;
+    pc.model = settings.llm_model;
+    pc.project_id = settings.llm_project_id;
+    pc.iam_url = settings.llm_iam_url;
+    pc.timeout = std::chrono::seconds(settings.llm_timeout_seconds);
+    pc.max_retries = settings.llm_max_retries;
+    pc.max_concurrency = settings.llm_max_concurrency;
+    auto p = a->providers.Get(pc);
+    if (!p) return Fail(std::move(p.error()).Wrap("language model (MODULO_LLM_PROVIDER)"));
+    provider = std::move(*p);
+    log::Info("generated answers enabled", {{"provider", pc.type}, {"model", pc.model}});
+  }
+  generate::AnswerOptions o;
+  o.context_tokens = settings.llm_context_tokens;
+  o.params.max_new_tokens = settings.llm_max_new_tokens;
+  o.llm_tokens_per_day = settings.quota_llm_tokens_per_day;
+  a->service = std::make_unique<generate::AnswerService>(
+      generate::AnswerDeps{search, std::move(provider), &identity, blocking_pool, &registry}, std::move(o));
+  return a;
+}
+
 // The metadata and identity stores: PostgreSQL when DATABASE_URL names it, else the embedded
 // SQLite file of the data directory (which also holds the embedded job queue).
 struct Stores {
@@ -242,7 +291,7 @@ struct Backend {
   std::unique_ptr<store::postgres::Database> postgres;     // PostgreSQL, when DATABASE_URL names it
   std::unique_ptr<store::MetadataStore> metadata;
   std::unique_ptr<store::IdentityStore> identity;
-  std::unique_ptr<store::LocalBlobStore> blobs;
+  std::unique_ptr<store::BlobStore> blobs;
   std::unique_ptr<jobs::JobQueue> queue;
   std::optional<api::EmbeddingService> embedding;
   std::shared_ptr<embed::LocalEmbedder> local_embedder;
@@ -417,7 +466,27 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   b->postgres = std::move(stores->postgres);
   b->metadata = std::move(stores->metadata);
   b->identity = std::move(stores->identity);
-  b->blobs = std::make_unique<store::LocalBlobStore>(b->data_dir / "blobs");
+  if (settings.blob_store == "s3") {
+    store::s3::S3BlobStoreOptions o;
+    o.s3.endpoint = settings.s3_endpoint;
+    o.s3.bucket = settings.s3_bucket;
+    o.s3.region = settings.s3_region;
+    o.s3.credentials = {settings.s3_access_key_id, settings.s3_secret_access_key, settings.s3_session_token};
+    o.s3.path_style = settings.s3_path_style;
+    o.s3.key_prefix = settings.s3_key_prefix;
+    o.cache_dir = b->data_dir / "blob-cache";
+    o.cache_max_bytes = static_cast<std::uint64_t>(settings.blob_cache_max_mb) << 20;
+    auto s3 = store::s3::S3BlobStore::Create(std::move(o), &registry);
+    if (!s3) return Fail(std::move(s3.error()).Wrap("S3 blob store (MODULO_BLOB_STORE=s3)"));
+    if (auto st = (*s3)->CheckBucket(); !st) return Fail(std::move(st.error()).Wrap("S3 blob store"));
+    health.Add("blob_store", [s = s3->get()] {
+      auto st = s->CheckBucket();
+      return st ? ComponentHealth{true, "S3 bucket is reachable"} : ComponentHealth{false, st.error().message()};
+    });
+    b->blobs = std::move(*s3);
+  } else {
+    b->blobs = std::make_unique<store::LocalBlobStore>(b->data_dir / "blobs");
+  }
   if (engines.redis) {
     b->queue = std::make_unique<jobs::RedisJobQueue>(*engines.redis);
   } else {
@@ -658,6 +727,8 @@ int Serve(const Settings& settings) {
   if (!retrieval) return StartupFailure(retrieval.error());
   auto access = BuildAccess(settings, b, *engines, blocking_pool, registry);
   if (!access) return StartupFailure(access.error());
+  auto answers = BuildAnswers(settings, *retrieval->service, *b.identity, blocking_pool, registry);
+  if (!answers) return StartupFailure(answers.error());
   if (settings.auth == "none") {
     log::Warn("authentication is off (MODULO_AUTH=none): every request acts as the local admin");
   }
@@ -716,7 +787,7 @@ int Serve(const Settings& settings) {
       access->security.get(),
       quotas};
   api::AddCollectionRoutes(router, app, collection_services);
-  api::AddSearchRoutes(router, app, *retrieval->service, *b.metadata, *b.identity);
+  api::AddSearchRoutes(router, app, *retrieval->service, *b.metadata, *b.identity, (*answers)->service.get());
   api::TenancyServices tenancy{*b.identity, *b.metadata, *access->security, quotas,
                                [sync = retrieval->sync](const store::Collection& c) { sync->DropCollection(c); }};
   api::AddTenancyRoutes(router, app, tenancy);

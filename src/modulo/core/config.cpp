@@ -244,6 +244,32 @@ std::vector<SettingSpec> BuildSpecs() {
                           1024 * kGiB));
   v.push_back(IntSetting("MODULO_DB_POOL_SIZE", "db-pool-size", "Connections to the embedded database.",
                          &Settings::db_pool_size, 1, 256));
+  v.push_back(StringSetting("MODULO_BLOB_STORE", "blob-store",
+                            "Where uploaded bytes are kept: local (<data-dir>/blobs) or s3 (S3_BUCKET at S3_ENDPOINT, "
+                            "with a local cache in <data-dir>/blob-cache).",
+                            &Settings::blob_store, {"local", "s3"}));
+  v.push_back(StringSetting("S3_ENDPOINT", "s3-endpoint",
+                            "S3 endpoint, http[s]://host[:port] (e.g. https://s3.eu-west-1.amazonaws.com).",
+                            &Settings::s3_endpoint, {}, false, true));
+  v.push_back(StringSetting("S3_BUCKET", "s3-bucket", "S3 bucket for uploaded bytes.", &Settings::s3_bucket, {}, false,
+                            true));
+  v.push_back(StringSetting("S3_REGION", "s3-region", "S3 signing region.", &Settings::s3_region));
+  v.push_back(StringSetting("S3_ACCESS_KEY_ID", "s3-access-key-id", "S3 access key id.", &Settings::s3_access_key_id,
+                            {}, false, true));
+  v.push_back(StringSetting("S3_SECRET_ACCESS_KEY", "s3-secret-access-key", "S3 secret access key.",
+                            &Settings::s3_secret_access_key, {}, true, true));
+  v.push_back(StringSetting("S3_SESSION_TOKEN", "s3-session-token", "S3 session token (temporary credentials only).",
+                            &Settings::s3_session_token, {}, true, true));
+  v.push_back(BoolSetting("S3_PATH_STYLE", "s3-path-style",
+                          "Path-style addressing (host/bucket/key, most self-hosted servers); false: virtual-host "
+                          "(bucket.host/key).",
+                          &Settings::s3_path_style));
+  v.push_back(StringSetting("S3_KEY_PREFIX", "s3-key-prefix",
+                            "Prefix of every object key (e.g. modulo/), so deployments can share a bucket.",
+                            &Settings::s3_key_prefix, {}, false, true));
+  v.push_back(IntSetting("MODULO_BLOB_CACHE_MAX_MB", "blob-cache-max-mb",
+                         "Bound of the local cache of S3 blobs, MiB (0: unbounded).", &Settings::blob_cache_max_mb, 0,
+                         100000000));
   v.push_back(StringSetting("DATABASE_URL", "database-url",
                             "Metadata database: empty or sqlite:///path for the embedded SQLite file in the data "
                             "directory, postgresql://user:pass@host:port/db for PostgreSQL.",
@@ -341,6 +367,36 @@ std::vector<SettingSpec> BuildSpecs() {
                           1ULL << 50));
   v.push_back(IntSetting("MODULO_QUOTA_LLM_TOKENS_PER_DAY", "quota-llm-tokens-per-day",
                          "LLM tokens a user may spend per day (UTC).", &Settings::quota_llm_tokens_per_day, 0, 2000000000));
+  v.push_back(StringSetting("MODULO_LLM_PROVIDER", "llm-provider",
+                            "Language model for generated answers: none (extractive answers only), openai (any "
+                            "OpenAI-compatible chat completions server), anthropic or watsonx.",
+                            &Settings::llm_provider, {"none", "openai", "anthropic", "watsonx"}));
+  v.push_back(StringSetting("MODULO_LLM_URL", "llm-url",
+                            "Base URL of the language model's API (openai: .../v1; empty: the provider's public "
+                            "endpoint; required for watsonx).", &Settings::llm_url, {}, false, true));
+  v.push_back(StringSetting("MODULO_LLM_MODEL", "llm-model", "Model id for generated answers.",
+                            &Settings::llm_model, {}, false, true));
+  v.push_back(StringSetting("MODULO_LLM_API_KEY", "", "API key for the language model's provider.",
+                            &Settings::llm_api_key, {}, true, true));
+  v.push_back(StringSetting("MODULO_LLM_PROJECT_ID", "llm-project-id", "watsonx.ai project id.",
+                            &Settings::llm_project_id, {}, false, true));
+  v.push_back(StringSetting("MODULO_LLM_IAM_URL", "llm-iam-url",
+                            "IBM Cloud IAM endpoint for watsonx.ai (empty: https://iam.cloud.ibm.com).",
+                            &Settings::llm_iam_url, {}, false, true));
+  v.push_back(IntSetting("MODULO_LLM_CONTEXT_TOKENS", "llm-context-tokens",
+                         "The model's context window in tokens: retrieved passages are trimmed so that the prompt and "
+                         "the answer fit.", &Settings::llm_context_tokens, 512, 10000000));
+  v.push_back(IntSetting("MODULO_LLM_MAX_NEW_TOKENS", "llm-max-new-tokens", "Longest generated answer, in tokens.",
+                         &Settings::llm_max_new_tokens, 16, 1000000));
+  v.push_back(IntSetting("MODULO_LLM_TIMEOUT_SECONDS", "llm-timeout-seconds",
+                         "Longest wait for the language model (whole answer, or the next piece of a streamed one).",
+                         &Settings::llm_timeout_seconds, 1, 3600));
+  v.push_back(IntSetting("MODULO_LLM_MAX_RETRIES", "llm-max-retries",
+                         "Extra attempts on 429, 5xx and connection failures before any text was received.",
+                         &Settings::llm_max_retries, 0, 10));
+  v.push_back(IntSetting("MODULO_LLM_MAX_CONCURRENCY", "llm-max-concurrency",
+                         "Calls to the language model in flight at once (0: unlimited); more wait.",
+                         &Settings::llm_max_concurrency, 0, 10000));
   return v;
 }
 

@@ -95,6 +95,26 @@ struct Settings {
   std::size_t quota_storage_bytes = 10ULL << 30;
   int quota_llm_tokens_per_day = 100000;
 
+  // Language model for generated answers (none: extractive answers only)
+  std::string llm_provider = "none";  // none | openai | anthropic | watsonx
+  std::string llm_url;                // the provider's API base URL (empty: its public endpoint)
+  std::string llm_model;
+  std::string llm_api_key;            // secret
+  std::string llm_project_id;         // watsonx
+  std::string llm_iam_url;            // watsonx (empty: https://iam.cloud.ibm.com)
+  int llm_context_tokens = 8192;
+  int llm_max_new_tokens = 512;
+  int llm_timeout_seconds = 60;
+  int llm_max_retries = 2;
+  int llm_max_concurrency = 8;
+
+  // Where uploaded bytes are kept
+  std::string blob_store = "local";  // local | s3
+  std::string s3_endpoint, s3_bucket, s3_region = "us-east-1", s3_access_key_id, s3_secret_access_key,
+      s3_session_token, s3_key_prefix;
+  bool s3_path_style = true;
+  int blob_cache_max_mb = 10240;
+
   // Scale-out engines (empty: the embedded defaults)
   std::string database_url;           // sqlite:///path, postgresql://...
   std::string database_replica_urls;  // comma-separated postgresql:// URLs of read replicas
