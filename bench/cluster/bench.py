@@ -109,7 +109,8 @@ def main():
     port = cluster.free_port()
     eproc = subprocess.Popen([cluster.modulo_bin(), "serve", "--port", str(port), "--data-dir",
                               str(workdir / "embedded-data")], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=proc_log,
-                             env={**os.environ, "MODULO_AUTH": "none", "MODULO_LOG_LEVEL": "warn"})
+                             env={**os.environ, "MODULO_AUTH": "none", "MODULO_LOG_LEVEL": "warn",
+                                  "MODULO_EMBEDDING_CACHE_SIZE": "0"})
     eurl = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -131,7 +132,8 @@ def main():
     # The scale-out stack. No read replica: searches read the collection state from the primary
     # anyway, and the stack stays within the machine's memory.
     stack = cluster.Cluster(workdir / "cluster", replica=False,
-                            extra_env={"MODULO_LOG_LEVEL": "warn", "MODULO_ACCESS_LOG": "false"})
+                            extra_env={"MODULO_LOG_LEVEL": "warn", "MODULO_ACCESS_LOG": "false",
+                                       "MODULO_EMBEDDING_CACHE_SIZE": "0"})
     try:
         stack.start()
         ccid = ingest(stack.url, corpus, "bench-cluster")
