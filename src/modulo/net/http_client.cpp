@@ -28,18 +28,7 @@ size_t WriteBody(char* data, size_t size, size_t n, void* user) {
 }
 
 size_t ReadHeader(char* data, size_t size, size_t n, void* user) {
-  std::string_view line(data, size * n);
-  constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size()) {
-    std::string lower(line.substr(0, kName.size()));
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (lower == kName) {
-      std::string v(line.substr(kName.size()));
-      v.erase(0, v.find_first_not_of(" \t"));
-      v.erase(v.find_last_not_of(" \t\r\n") + 1);
-      *static_cast<std::string*>(user) = v;
-    }
-  }
+  if (auto v = HeaderValue(std::string_view(data, size * n), "retry-after")) *static_cast<std::string*>(user) = *v;
   return size * n;
 }
 
@@ -173,6 +162,17 @@ std::string UrlEncode(std::string_view s) {
     }
   }
   return out;
+}
+
+std::optional<std::string> HeaderValue(std::string_view line, std::string_view name) {
+  if (line.size() <= name.size() || line[name.size()] != ':') return std::nullopt;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return std::nullopt;
+  }
+  std::string v(line.substr(name.size() + 1));
+  v.erase(0, v.find_first_not_of(" \t"));
+  v.erase(v.find_last_not_of(" \t\r\n") + 1);
+  return v;
 }
 
 }  // namespace modulo::net

@@ -15,7 +15,9 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "modulo/core/error.h"
@@ -67,5 +69,9 @@ class HttpClient {
 
 // `s` with every byte outside [A-Za-z0-9-._~] percent-encoded, for query strings.
 [[nodiscard]] std::string UrlEncode(std::string_view s);
+
+// The value of header `name` (lower case, e.g. "retry-after") in one raw header line as curl's
+// CURLOPT_HEADERFUNCTION receives it ("Retry-After: 3\r\n"), trimmed; nullopt for another header.
+[[nodiscard]] std::optional<std::string> HeaderValue(std::string_view line, std::string_view name);
 
 }  // namespace modulo::net

@@ -153,3 +153,20 @@ TEST(HttpClientTest, GetAndPostReuseOneConnectionPerThread) {
 
 }  // namespace
 }  // namespace modulo::net
+
+namespace modulo::net {
+namespace {
+
+TEST(HeaderValueTest, MatchesTheNameCaseInsensitivelyAndTrims) {
+  EXPECT_EQ(HeaderValue("Retry-After: 3\r\n", "retry-after").value_or("?"), "3");
+  EXPECT_EQ(HeaderValue("retry-after:\t120 \r\n", "retry-after").value_or("?"), "120");
+  EXPECT_EQ(HeaderValue("RETRY-AFTER:Wed, 21 Oct 2026 07:28:00 GMT\r\n", "retry-after").value_or("?"),
+            "Wed, 21 Oct 2026 07:28:00 GMT");
+  EXPECT_FALSE(HeaderValue("Retry-Afterwards: 3\r\n", "retry-after"));
+  EXPECT_FALSE(HeaderValue("Content-Type: text/plain\r\n", "retry-after"));
+  EXPECT_FALSE(HeaderValue("Retry", "retry-after"));
+  EXPECT_EQ(HeaderValue("Retry-After:\r\n", "retry-after").value_or("?"), "");
+}
+
+}  // namespace
+}  // namespace modulo::net

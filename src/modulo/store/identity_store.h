@@ -17,8 +17,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "modulo/core/error.h"
@@ -174,5 +176,10 @@ class IdentityStore {
 
   [[nodiscard]] virtual Status Ping() = 0;
 };
+
+// Checks every implementation applies before it writes (InvalidArgument naming the field).
+[[nodiscard]] Status ValidateUser(const User& u);
+[[nodiscard]] Status ValidateDay(const std::string& day);  // YYYY-MM-DD
+[[nodiscard]] bool IsOneOf(std::string_view v, std::initializer_list<std::string_view> allowed);
 
 }  // namespace modulo::store

@@ -72,36 +72,12 @@ AuditEntry ReadAudit(const PgResult& r, int i) {
   return e;
 }
 
-bool IsOneOf(std::string_view v, std::initializer_list<std::string_view> allowed) {
-  return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
-}
-
-Status ValidateUser(const User& u) {
-  if (u.name.empty()) return Fail(Error::InvalidArgument("user name must not be empty"));
-  if (!IsOneOf(u.role, {"admin", "user"})) {
-    return Fail(Error::InvalidArgument("user role must be 'admin' or 'user', not '" + u.role + "'"));
-  }
-  if (!IsOneOf(u.kind, {"user", "service"})) {
-    return Fail(Error::InvalidArgument("user kind must be 'user' or 'service', not '" + u.kind + "'"));
-  }
-  return {};
-}
-
 // A UNIQUE violation on users, named after the constraint that collided.
 Error UserConflict(const Error& e, const User& u) {
   if (e.message().find("users_external_subject") != std::string::npos) {
     return Error::AlreadyExists("a user with external subject '" + u.external_subject + "' already exists");
   }
   return Error::AlreadyExists("a user named '" + u.name + "' already exists");
-}
-
-Status ValidateDay(const std::string& day) {
-  const bool ok = day.size() == 10 && day[4] == '-' && day[7] == '-' &&
-                  std::all_of(day.begin(), day.end(), [](char ch) {
-                    return ch == '-' || std::isdigit(static_cast<unsigned char>(ch)) != 0;
-                  });
-  if (!ok) return Fail(Error::InvalidArgument("day must be YYYY-MM-DD, not '" + day + "'"));
-  return {};
 }
 
 Status Require(Connection& c, const char* sql, const std::string& id, const std::string& what) {

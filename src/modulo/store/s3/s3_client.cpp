@@ -1,5 +1,7 @@
 #include "modulo/store/s3/s3_client.h"
 
+#include "modulo/net/http_client.h"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -138,18 +140,7 @@ size_t WriteBody(char* data, size_t size, size_t n, void* user) {
 
 size_t ReadHeader(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  std::string_view line(data, size * n);
-  constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size()) {
-    std::string lower(line.substr(0, kName.size()));
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (lower == kName) {
-      std::string v(line.substr(kName.size()));
-      v.erase(0, v.find_first_not_of(" \t"));
-      v.erase(v.find_last_not_of(" \t\r\n") + 1);
-      *t->retry_after = v;
-    }
-  }
+  if (auto v = net::HeaderValue(std::string_view(data, size * n), "retry-after")) *t->retry_after = *v;
   return size * n;
 }
 
