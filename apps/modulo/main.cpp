@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -12,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
+#include <thread>
 
 #include "modulo/api/collections_routes.h"
 #include "modulo/api/embeddings_routes.h"
@@ -299,7 +302,13 @@ struct Backend {
   std::unique_ptr<jobs::WorkerPool> workers;
   // Called (on a worker thread) when an in-process job has changed a collection.
   std::function<void(const std::string& collection_id)> on_collection_changed;
+  // Where workers run: every kReconcileInterval, files left without a live job (an upload whose
+  // enqueue failed while the queue was away, a job that died) get one. Declared last: stopped
+  // first.
+  std::jthread reconciler;
 };
+
+constexpr auto kReconcileInterval = std::chrono::seconds(30);
 
 // The indexes and what keeps them in step with the store. Embedded: an in-process HNSW store and
 // BM25 index in each server, rebuilt from the store and caught up by replaying its change feed.
@@ -563,6 +572,16 @@ void StartWorkers(Backend& b, int concurrency) {
   }
   if (auto n = b.ingest->Reconcile(); n && *n > 0) log::Info("repaired files after a restart", {{"files", *n}});
   b.workers->Start();
+  b.reconciler = std::jthread([ingest = b.ingest.get()](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock lock(mu);
+    while (!cv.wait_for(lock, stop, kReconcileInterval, [] { return false; })) {
+      auto n = ingest->Reconcile();
+      if (!n) log::Warn("file reconciliation failed", {{"error", n.error().message()}});
+      else if (*n > 0) log::Info("gave files without a live task a new one", {{"files", *n}});
+    }
+  });
 }
 
 bool IsLoopback(const std::string& host) {
@@ -826,6 +845,7 @@ int Serve(const Settings& settings) {
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"grace_seconds", settings.shutdown_grace_seconds}});
   server->Shutdown();
+  b.reconciler = std::jthread();  // stop and join it before the workers
   b.workers->Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
   b.on_collection_changed = nullptr;
   blocking_pool.Join();  // no catch-up may outlive the indexes
@@ -872,6 +892,7 @@ int Work(const Settings& settings) {
   std::fflush(stdout);
   const int sig = WaitForSignal();
   log::Info("worker stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  (*backend)->reconciler = std::jthread();
   (*backend)->workers->Stop(std::chrono::seconds(settings.shutdown_grace_seconds));
   (*backend)->on_collection_changed = nullptr;
   log::Flush();

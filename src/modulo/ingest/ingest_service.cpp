@@ -1,5 +1,8 @@
 #include "modulo/ingest/ingest_service.h"
 
+#include <chrono>
+#include <thread>
+
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
@@ -109,9 +112,21 @@ Result<std::vector<Accepted>> IngestService::Accept(const std::string& collectio
     job.collection_id = collection_id;
     job.file_id = a.file_id;
     job.max_attempts = options_.max_attempts;
-    if (auto j = queue_.Enqueue(job); !j) {
-      // The file stays queued; Reconcile() enqueues it later.
-      log::Warn("could not enqueue a task; it will be retried", {{"file_id", a.file_id}, {"error", j.error().message()}});
+    // A queue that is briefly away (Redis restarting) gets two more tries; after that the file
+    // stays queued and the next Reconcile() (workers run it periodically) enqueues it.
+    Status enqueued = {};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(attempt == 1 ? 200 : 1000));
+      auto j = queue_.Enqueue(job);
+      if (j || j.error().code() == ErrorCode::kAlreadyExists) {
+        enqueued = {};
+        break;
+      }
+      enqueued = Fail(j.error());
+    }
+    if (!enqueued) {
+      log::Warn("could not enqueue a task; it will be retried",
+                {{"file_id", a.file_id}, {"error", enqueued.error().message()}});
     }
     a.status = "processing";
     queued_any = true;
