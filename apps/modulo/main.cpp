@@ -576,7 +576,10 @@ void StartWorkers(Backend& b, int concurrency) {
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock lock(mu);
-    while (!cv.wait_for(lock, stop, kReconcileInterval, [] { return false; })) {
+    for (;;) {
+      // Returns at the interval or at once when stopping (the predicate is never true).
+      (void)cv.wait_for(lock, stop, kReconcileInterval, [] { return false; });
+      if (stop.stop_requested()) return;
       auto n = ingest->Reconcile();
       if (!n) log::Warn("file reconciliation failed", {{"error", n.error().message()}});
       else if (*n > 0) log::Info("gave files without a live task a new one", {{"files", *n}});
