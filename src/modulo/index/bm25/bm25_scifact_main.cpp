@@ -53,7 +53,7 @@ std::string IdOf(const nlohmann::json& j) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = "/work/shared/datasets/scifact";
+  std::string dir = "../shared/datasets/scifact";
   std::string split = "test";
   Bm25Options options;
   for (int i = 1; i < argc; ++i) {
