@@ -470,10 +470,7 @@ Result<redisContext*> RedisClient::Connect() {
   return guard.release();
 }
 
-Result<RedisReply> RedisClient::Run(const char* const* argv, const std::size_t* lens, std::size_t argc) {
-  auto lease = Acquire();
-  if (!lease) return modulo::Fail(lease.error());
-  Slot& s = **lease;
+Status RedisClient::EnsureConnected(Slot& s) {
   if (s.ctx != nullptr && !Alive(s.ctx)) {
     redisFree(s.ctx);
     s.ctx = nullptr;
@@ -485,6 +482,14 @@ Result<RedisReply> RedisClient::Run(const char* const* argv, const std::size_t* 
     s.ctx = *c;
     if (open_ != nullptr) open_->Inc();
   }
+  return {};
+}
+
+Result<RedisReply> RedisClient::Run(const char* const* argv, const std::size_t* lens, std::size_t argc) {
+  auto lease = Acquire();
+  if (!lease) return modulo::Fail(lease.error());
+  Slot& s = **lease;
+  if (auto st = EnsureConnected(s); !st) return modulo::Fail(st.error());
   errno = 0;
   ReplyPtr r(redisCommandArgv(s.ctx, static_cast<int>(argc), const_cast<const char**>(argv), lens));
   if (!r) {
@@ -542,17 +547,7 @@ Result<std::vector<RedisReply>> RedisClient::Pipeline(const std::vector<std::vec
   auto lease = Acquire();
   if (!lease) return modulo::Fail(lease.error());
   Slot& s = **lease;
-  if (s.ctx != nullptr && !Alive(s.ctx)) {
-    redisFree(s.ctx);
-    s.ctx = nullptr;
-    if (open_ != nullptr) open_->Dec();
-  }
-  if (s.ctx == nullptr) {
-    auto c = Connect();
-    if (!c) return modulo::Fail(c.error());
-    s.ctx = *c;
-    if (open_ != nullptr) open_->Inc();
-  }
+  if (auto st = EnsureConnected(s); !st) return modulo::Fail(st.error());
   auto broken = [&](int saved) -> Result<std::vector<RedisReply>> {
     bool timed_out = false;
     std::string message = WireError(s.ctx, saved, options_.command_timeout, timed_out);

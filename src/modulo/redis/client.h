@@ -155,6 +155,8 @@ class RedisClient {
   void Release(Slot* slot);
   // Connects with the backoff gate; counts a failure and widens the window.
   Result<redisContext*> Connect();
+  // Replaces a dead connection of `s` and opens one when it has none.
+  Status EnsureConnected(Slot& s);
   Result<RedisReply> Run(const char* const* argv, const std::size_t* lens, std::size_t argc);
   void CountError(std::string_view kind);
 
