@@ -62,32 +62,22 @@ void RedisEventBus::Publish(const std::string& topic, const std::string& json) {
 }
 
 Subscription RedisEventBus::Subscribe(const std::string& topic, Handler handler) {
-  std::lock_guard lock(mu_);
-  const std::uint64_t id = next_id_++;
-  entries_.emplace(id, Entry{topic, std::make_shared<Handler>(std::move(handler))});
-  by_topic_.emplace(topic, id);
-  return Subscription(this, id);
-}
-
-void RedisEventBus::Unsubscribe(std::uint64_t id) {
-  std::lock_guard delivery(delivery_mu_);
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  auto [b, e] = by_topic_.equal_range(it->second.topic);
-  for (auto t = b; t != e; ++t) {
-    if (t->second == id) {
-      by_topic_.erase(t);
-      break;
+  // A throwing handler is logged and does not keep the others from their event.
+  return local_.Subscribe(topic, [h = std::move(handler)](const std::string& t, const std::string& json) {
+    try {
+      h(t, json);
+    } catch (const std::exception& ex) {
+      log::Error("event handler threw", {{"topic", t}, {"error", ex.what()}});
+    } catch (...) {
+      log::Error("event handler threw", {{"topic", t}});
     }
-  }
-  entries_.erase(it);
+  });
 }
 
-std::size_t RedisEventBus::SubscriberCount() const {
-  std::lock_guard lock(mu_);
-  return entries_.size();
-}
+// Subscriptions are the local bus's: it is the one they unsubscribe from.
+void RedisEventBus::Unsubscribe(std::uint64_t) {}
+
+std::size_t RedisEventBus::SubscriberCount() const { return local_.SubscriberCount(); }
 
 bool RedisEventBus::WaitSubscribed(std::chrono::milliseconds timeout) {
   std::unique_lock lock(state_mu_);
@@ -101,24 +91,7 @@ bool RedisEventBus::SleepUnlessStopping(std::chrono::milliseconds d) {
   return !stop_;
 }
 
-void RedisEventBus::Deliver(const std::string& topic, const std::string& json) {
-  std::lock_guard delivery(delivery_mu_);
-  std::vector<std::shared_ptr<Handler>> targets;
-  {
-    std::lock_guard lock(mu_);
-    auto [b, e] = by_topic_.equal_range(topic);
-    for (auto it = b; it != e; ++it) targets.push_back(entries_.at(it->second).handler);
-  }
-  for (const auto& h : targets) {
-    try {
-      (*h)(topic, json);
-    } catch (const std::exception& ex) {
-      log::Error("event handler threw", {{"topic", topic}, {"error", ex.what()}});
-    } catch (...) {
-      log::Error("event handler threw", {{"topic", topic}});
-    }
-  }
-}
+void RedisEventBus::Deliver(const std::string& topic, const std::string& json) { local_.Publish(topic, json); }
 
 void RedisEventBus::Run() {
   auto backoff = options_.reconnect_backoff_initial;

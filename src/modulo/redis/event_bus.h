@@ -26,7 +26,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,21 +69,13 @@ class RedisEventBus final : public EventBus {
   // Sleeps up to `d`, waking early on stop; false when stopping.
   bool SleepUnlessStopping(std::chrono::milliseconds d);
 
-  struct Entry {
-    std::string topic;
-    std::shared_ptr<Handler> handler;
-  };
-
   RedisClient& client_;
   RedisEventBusOptions options_;
   std::string channel_prefix_;  // <key_prefix>events:
   std::string pattern_;         // the prefix, glob-escaped, then *
 
-  mutable std::mutex mu_;
-  std::uint64_t next_id_ = 1;                           // guarded by mu_
-  std::map<std::uint64_t, Entry> entries_;              // guarded by mu_
-  std::multimap<std::string, std::uint64_t> by_topic_;  // guarded by mu_
-  std::recursive_mutex delivery_mu_;  // held while handlers run, so Unsubscribe waits for them
+  // This process's subscribers: events received from Redis are published here.
+  InProcessEventBus local_;
 
   std::mutex state_mu_;
   std::condition_variable state_cv_;  // signalled on subscribe state changes and on stop
