@@ -13,7 +13,7 @@ CMAKE_FLAGS ?=
 
 MODEL_DIR ?= models/all-MiniLM-L6-v2
 
-.PHONY: run test deps test-deps venv model build unit e2e e2e-long e2e-cluster bench asan tsan format clean
+.PHONY: run test deps test-deps llm-deps venv model build unit e2e e2e-long e2e-cluster bench asan tsan format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,11 @@ deps:
 test-deps:
 	@scripts/install-deps.sh --test
 	@tests/services/s3.sh build
+
+# The long tier's local language model server (llama-cpp-python with SmolLM2-135M-Instruct, in
+# .venv; llama.cpp is compiled once per machine).
+llm-deps: venv
+	@tests/services/llama.sh build
 
 venv: deps
 	@scripts/setup-venv.sh
@@ -56,12 +61,12 @@ e2e: build venv model test-deps
 e2e-cluster: build venv model test-deps
 	$(E2E_ENV) .venv/bin/python -m pytest -q -m cluster tests/e2e
 
-e2e-long: build venv model test-deps
+e2e-long: build venv model test-deps llm-deps
 	$(E2E_ENV) .venv/bin/python -m pytest -q -m long tests/e2e
 
 # Everything, the long tier included (PYTEST_ARGS narrows it, e.g. for sanitizer builds).
 PYTEST_ARGS ?=
-test: build venv model test-deps
+test: build venv model test-deps llm-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	$(E2E_ENV) .venv/bin/python -m pytest -q $(PYTEST_ARGS) tests/e2e
 
