@@ -113,7 +113,7 @@ class IdentityStore {
  public:
   virtual ~IdentityStore() = default;
 
-  // Users. CreateUser assigns id and timestamps.
+  // Users. CreateUser assigns timestamps, and the id unless one is given.
   [[nodiscard]] virtual Result<User> CreateUser(const User& u) = 0;
   [[nodiscard]] virtual Result<User> GetUser(const std::string& id) = 0;
   [[nodiscard]] virtual Result<User> FindUserByName(const std::string& name) = 0;

@@ -232,6 +232,81 @@ ALTER TABLE keyword_chunks DROP COLUMN tsv;
 ANALYZE keyword_indexes;
 ANALYZE keyword_postings;
 )sql",
+    // 6: per-user answer configuration (user_config_store.h) and conversations
+    // (conversation_store.h)
+    R"sql(
+CREATE TABLE user_configs (
+  id text PRIMARY KEY,
+  user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  kind text NOT NULL
+    CHECK (kind IN ('llm_provider', 'llm_model', 'llm_parameters', 'prompt_template', 'pipeline')),
+  parent_id text REFERENCES user_configs (id) ON DELETE CASCADE,
+  name text NOT NULL,
+  scope text NOT NULL DEFAULT '',
+  is_default boolean NOT NULL DEFAULT false,
+  body text NOT NULL DEFAULT '{}',
+  secret bytea,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+-- Names are unique per (user, kind, parent); a record without a parent has parent_id NULL.
+CREATE UNIQUE INDEX user_configs_name ON user_configs (user_id, kind, COALESCE(parent_id, ''), name);
+CREATE UNIQUE INDEX user_configs_default ON user_configs (user_id, kind, scope) WHERE is_default;
+CREATE INDEX user_configs_by_user ON user_configs (user_id, kind, created_at, id);
+CREATE INDEX user_configs_by_parent ON user_configs (parent_id);
+CREATE TABLE conversation_sessions (
+  id text PRIMARY KEY,
+  user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  collection_id text NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  name text NOT NULL,
+  status text NOT NULL CHECK (status IN ('active', 'archived')),
+  is_pinned boolean NOT NULL DEFAULT false,
+  context_window_size integer NOT NULL,
+  max_messages integer NOT NULL,
+  metadata text NOT NULL DEFAULT '{}',
+  message_count bigint NOT NULL DEFAULT 0,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE INDEX conversation_sessions_by_user ON conversation_sessions (user_id, is_pinned DESC, updated_at DESC);
+CREATE INDEX conversation_sessions_by_collection ON conversation_sessions (collection_id);
+CREATE TABLE conversation_messages (
+  id text PRIMARY KEY,
+  session_id text NOT NULL REFERENCES conversation_sessions (id) ON DELETE CASCADE,
+  seq bigint NOT NULL,
+  role text NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+  message_type text NOT NULL
+    CHECK (message_type IN ('question', 'answer', 'follow_up', 'clarification', 'error', 'system')),
+  content text NOT NULL,
+  metadata text NOT NULL DEFAULT '{}',
+  prompt_tokens bigint NOT NULL DEFAULT 0,
+  completion_tokens bigint NOT NULL DEFAULT 0,
+  token_count bigint NOT NULL DEFAULT 0,
+  execution_time double precision NOT NULL DEFAULT 0,
+  created_at bigint NOT NULL,
+  CONSTRAINT conversation_messages_session_seq UNIQUE (session_id, seq)
+);
+CREATE TABLE conversation_summaries (
+  id text PRIMARY KEY,
+  session_id text NOT NULL REFERENCES conversation_sessions (id) ON DELETE CASCADE,
+  summary_text text NOT NULL,
+  up_to_seq bigint NOT NULL,
+  summarized_message_count bigint NOT NULL DEFAULT 0,
+  tokens_saved bigint NOT NULL DEFAULT 0,
+  strategy text NOT NULL,
+  metadata text NOT NULL DEFAULT '{}',
+  created_at bigint NOT NULL
+);
+CREATE INDEX conversation_summaries_by_session ON conversation_summaries (session_id, up_to_seq);
+CREATE TABLE suggested_questions (
+  id text PRIMARY KEY,
+  collection_id text NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  position integer NOT NULL,
+  question text NOT NULL,
+  created_at bigint NOT NULL,
+  CONSTRAINT suggested_questions_position UNIQUE (collection_id, position)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 

@@ -61,7 +61,7 @@ struct MigrationOutcome {
 class Database {
  public:
   // The schema version this build knows.
-  static constexpr int kLatestSchema = 5;
+  static constexpr int kLatestSchema = 6;
 
   // `registry` (optional) receives the pool metrics; `active` (optional) is the seed's
   // rag_active_connections gauge. Connects to the primary once (and migrates when asked).

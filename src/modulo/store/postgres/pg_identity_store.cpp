@@ -118,7 +118,7 @@ std::int64_t ClampLimit(std::size_t limit) {
 Result<User> PostgresIdentityStore::CreateUser(const User& in) {
   if (auto st = ValidateUser(in); !st) return Fail(st.error());
   User u = in;
-  u.id = NewUuid();
+  u.id = in.id.empty() ? NewUuid() : in.id;  // a given id is kept (the local user of MODULO_AUTH=none)
   u.created_at_ms = u.updated_at_ms = NowMs();
   auto st = db_.WithWrite([&](Connection& c) -> Status {
     Params p;

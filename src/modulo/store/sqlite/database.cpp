@@ -179,6 +179,81 @@ CREATE TABLE audit_log (
   remote_address TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    // 6: per-user answer configuration (user_config_store.h) and conversations
+    // (conversation_store.h)
+    R"sql(
+CREATE TABLE user_configs (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL
+    CHECK (kind IN ('llm_provider', 'llm_model', 'llm_parameters', 'prompt_template', 'pipeline')),
+  parent_id TEXT REFERENCES user_configs (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL DEFAULT '',
+  is_default INTEGER NOT NULL DEFAULT 0,
+  body TEXT NOT NULL DEFAULT '{}',
+  secret BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+-- Names are unique per (user, kind, parent); a record without a parent has parent_id NULL.
+CREATE UNIQUE INDEX user_configs_name ON user_configs (user_id, kind, COALESCE(parent_id, ''), name);
+CREATE UNIQUE INDEX user_configs_default ON user_configs (user_id, kind, scope) WHERE is_default;
+CREATE INDEX user_configs_by_user ON user_configs (user_id, kind, created_at, id);
+CREATE INDEX user_configs_by_parent ON user_configs (parent_id);
+CREATE TABLE conversation_sessions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'archived')),
+  is_pinned INTEGER NOT NULL DEFAULT 0,
+  context_window_size INTEGER NOT NULL,
+  max_messages INTEGER NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  message_count INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX conversation_sessions_by_user ON conversation_sessions (user_id, is_pinned, updated_at);
+CREATE INDEX conversation_sessions_by_collection ON conversation_sessions (collection_id);
+CREATE TABLE conversation_messages (
+  id TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES conversation_sessions (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+  message_type TEXT NOT NULL
+    CHECK (message_type IN ('question', 'answer', 'follow_up', 'clarification', 'error', 'system')),
+  content TEXT NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  token_count INTEGER NOT NULL DEFAULT 0,
+  execution_time REAL NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  UNIQUE (session_id, seq)
+);
+CREATE TABLE conversation_summaries (
+  id TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES conversation_sessions (id) ON DELETE CASCADE,
+  summary_text TEXT NOT NULL,
+  up_to_seq INTEGER NOT NULL,
+  summarized_message_count INTEGER NOT NULL DEFAULT 0,
+  tokens_saved INTEGER NOT NULL DEFAULT 0,
+  strategy TEXT NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX conversation_summaries_by_session ON conversation_summaries (session_id, up_to_seq);
+CREATE TABLE suggested_questions (
+  id TEXT PRIMARY KEY,
+  collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  question TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (collection_id, position)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Database::kLatestSchema);
 

@@ -46,7 +46,7 @@ class Database {
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
   // The schema version this build knows.
-  static constexpr int kLatestSchema = 5;
+  static constexpr int kLatestSchema = 6;
 
  private:
   Database(std::string path, metrics::Gauge* in_use) : path_(std::move(path)), in_use_(in_use) {}
