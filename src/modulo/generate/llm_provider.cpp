@@ -1,6 +1,20 @@
 #include "modulo/generate/llm_provider.h"
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
 namespace modulo::generate {
+
+std::optional<TokenUsage> UsageOf(const Error& e) {
+  if (e.details().empty()) return std::nullopt;
+  const auto d = nlohmann::json::parse(e.details(), nullptr, false);
+  if (!d.is_object() || !d.contains("usage") || !d["usage"].is_object()) return std::nullopt;
+  TokenUsage u;
+  u.prompt_tokens = std::max(d["usage"].value("prompt_tokens", 0), 0);
+  u.completion_tokens = std::max(d["usage"].value("completion_tokens", 0), 0);
+  if (u.prompt_tokens == 0 && u.completion_tokens == 0) return std::nullopt;
+  return u;
+}
 
 void CancelToken::Cancel() noexcept {
   {

@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,6 +64,10 @@ struct Generation {
   std::string finish_reason;
   std::string model;  // as reported by the provider (falls back to the configured model)
 };
+
+// The usage a failed call reports in its error details ({"usage": {"prompt_tokens",
+// "completion_tokens"}}, as kCancelled carries it), or nullopt when it reports none.
+[[nodiscard]] std::optional<TokenUsage> UsageOf(const Error& e);
 
 // A thread-safe, one-way cancellation flag. Cancel() may be called from any thread; calls that
 // observe it return kCancelled promptly (within ~50 ms), including while they wait for a slot, a
