@@ -16,16 +16,20 @@
 #include <stop_token>
 #include <thread>
 
+#include "modulo/api/chat_completions_routes.h"
 #include "modulo/api/collections_routes.h"
+#include "modulo/api/conversation_routes.h"
 #include "modulo/api/embeddings_routes.h"
 #include "modulo/api/openapi.h"
 #include "modulo/api/search_routes.h"
 #include "modulo/api/security.h"
 #include "modulo/api/tenancy_routes.h"
+#include "modulo/api/user_config_routes.h"
 #include "modulo/auth/api_key.h"
 #include "modulo/auth/jwt.h"
 #include "modulo/auth/rate_limiter.h"
 #include "modulo/auth/redis/redis_rate_limiter.h"
+#include "modulo/auth/secret_box.h"
 #include "modulo/api/system_routes.h"
 #include "modulo/core/clock.h"
 #include "modulo/core/config.h"
@@ -38,6 +42,8 @@
 #include "modulo/embed/query_batcher.h"
 #include "modulo/embed/remote/remote_embedders.h"
 #include "modulo/generate/answer_service.h"
+#include "modulo/generate/conversation_service.h"
+#include "modulo/generate/llm_config.h"
 #include "modulo/generate/provider_registry.h"
 #include "modulo/http/server.h"
 #include "modulo/index/bm25/bm25_index.h"
@@ -52,11 +58,15 @@
 #include "modulo/store/blob_store.h"
 #include "modulo/store/postgres/database.h"
 #include "modulo/store/s3/s3_blob_store.h"
+#include "modulo/store/postgres/pg_conversation_store.h"
 #include "modulo/store/postgres/pg_identity_store.h"
 #include "modulo/store/postgres/pg_metadata_store.h"
+#include "modulo/store/postgres/pg_user_config_store.h"
 #include "modulo/store/sqlite/database.h"
+#include "modulo/store/sqlite/sqlite_conversation_store.h"
 #include "modulo/store/sqlite/sqlite_identity_store.h"
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
+#include "modulo/store/sqlite/sqlite_user_config_store.h"
 #include "modulo/metrics/registry.h"
 #include "modulo/search/index_sync.h"
 #include "modulo/search/lru_cache.h"
@@ -184,15 +194,30 @@ Result<Engines> BuildEngines(const Settings& settings, metrics::Registry& regist
 
 // The answer pipeline: generated answers with citations when MODULO_LLM_PROVIDER names a language
 // model, extractive answers otherwise. Must outlive the HTTP server.
+bool IsPostgresUrl(const std::string& url);
+
+// Users' own providers, parameters, templates and pipelines (providers as data) are resolved per
+// request; their API keys are sealed with the server key.
 struct Answers {
   generate::ProviderRegistry providers;
   std::unique_ptr<generate::AnswerService> service;
+  std::optional<auth::SecretBox> secrets;
+  std::unique_ptr<generate::ProfileResolver> profiles;
 };
 
 Result<std::unique_ptr<Answers>> BuildAnswers(const Settings& settings, search::SearchService& search,
-                                              store::IdentityStore& identity, ThreadPool& blocking_pool,
+                                              store::IdentityStore& identity, store::UserConfigStore& configs,
+                                              const std::filesystem::path& data_dir, ThreadPool& blocking_pool,
                                               metrics::Registry& registry) {
   auto a = std::make_unique<Answers>();
+  auto secrets = auth::SecretBox::Load(settings.secret_key, data_dir);
+  if (!secrets) return Fail(std::move(secrets.error()).Wrap("the server key (MODULO_SECRET_KEY)"));
+  a->secrets = std::move(*secrets);
+  if (settings.secret_key.empty() && IsPostgresUrl(settings.database_url)) {
+    log::Warn("MODULO_SECRET_KEY is not set: provider API keys are sealed with this server's own key file, "
+              "which the other servers sharing the database cannot open",
+              {{"key_file", (data_dir / "secret.key").string()}, {"key_id", a->secrets->KeyId()}});
+  }
   std::shared_ptr<generate::LlmProvider> provider;
   if (settings.llm_provider != "none") {
     if (settings.llm_model.empty()) {
@@ -225,7 +250,24 @@ Result<std::unique_ptr<Answers>> BuildAnswers(const Settings& settings, search::
   o.llm_tokens_per_day = settings.quota_llm_tokens_per_day;
   a->service = std::make_unique<generate::AnswerService>(
       generate::AnswerDeps{search, std::move(provider), &identity, blocking_pool, &registry}, std::move(o));
+  const auth::SecretBox* box = &*a->secrets;
+  a->profiles = std::make_unique<generate::ProfileResolver>(
+      generate::ProfileResolverDeps{configs, a->providers,
+                                    [box](std::string_view sealed, std::string_view ctx) { return box->Open(sealed, ctx); }},
+      *a->service->server_profile());
   return a;
+}
+
+// The user behind MODULO_AUTH=none, created on first start.
+Status EnsureLocalUser(store::IdentityStore& identity) {
+  if (identity.GetUser(api::kLocalUserId)) return {};
+  store::User u;
+  u.id = api::kLocalUserId;
+  u.name = api::kLocalUserId;
+  u.role = "admin";
+  auto created = identity.CreateUser(u);
+  if (created || created.error().code() == ErrorCode::kAlreadyExists) return {};
+  return Fail(std::move(created.error()).Wrap("creating the local user"));
 }
 
 // The metadata and identity stores: PostgreSQL when DATABASE_URL names it, else the embedded
@@ -235,6 +277,8 @@ struct Stores {
   std::unique_ptr<store::postgres::Database> postgres;
   std::unique_ptr<store::MetadataStore> metadata;
   std::unique_ptr<store::IdentityStore> identity;
+  std::unique_ptr<store::UserConfigStore> configs;
+  std::unique_ptr<store::ConversationStore> conversations;
 };
 
 bool IsPostgresUrl(const std::string& url) {
@@ -271,6 +315,8 @@ Result<Stores> OpenStores(const Settings& settings, const std::filesystem::path&
     s.postgres = std::move(*db);
     s.metadata = std::make_unique<store::postgres::PostgresMetadataStore>(*s.postgres);
     s.identity = std::make_unique<store::postgres::PostgresIdentityStore>(*s.postgres);
+    s.configs = std::make_unique<store::postgres::PostgresUserConfigStore>(*s.postgres);
+    s.conversations = std::make_unique<store::postgres::PostgresConversationStore>(*s.postgres);
     if (!need_sqlite) return s;
     active = nullptr;
   }
@@ -282,6 +328,8 @@ Result<Stores> OpenStores(const Settings& settings, const std::filesystem::path&
   if (!s.metadata) {
     s.metadata = std::make_unique<store::sqlite::SqliteMetadataStore>(*s.sqlite);
     s.identity = std::make_unique<store::sqlite::SqliteIdentityStore>(*s.sqlite);
+    s.configs = std::make_unique<store::sqlite::SqliteUserConfigStore>(*s.sqlite);
+    s.conversations = std::make_unique<store::sqlite::SqliteConversationStore>(*s.sqlite);
   }
   return s;
 }
@@ -294,6 +342,8 @@ struct Backend {
   std::unique_ptr<store::postgres::Database> postgres;     // PostgreSQL, when DATABASE_URL names it
   std::unique_ptr<store::MetadataStore> metadata;
   std::unique_ptr<store::IdentityStore> identity;
+  std::unique_ptr<store::UserConfigStore> configs;
+  std::unique_ptr<store::ConversationStore> conversations;
   std::unique_ptr<store::BlobStore> blobs;
   std::unique_ptr<jobs::JobQueue> queue;
   std::optional<api::EmbeddingService> embedding;
@@ -475,6 +525,8 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   b->postgres = std::move(stores->postgres);
   b->metadata = std::move(stores->metadata);
   b->identity = std::move(stores->identity);
+  b->configs = std::move(stores->configs);
+  b->conversations = std::move(stores->conversations);
   if (settings.blob_store == "s3") {
     store::s3::S3BlobStoreOptions o;
     o.s3.endpoint = settings.s3_endpoint;
@@ -749,19 +801,31 @@ int Serve(const Settings& settings) {
   if (!retrieval) return StartupFailure(retrieval.error());
   auto access = BuildAccess(settings, b, *engines, blocking_pool, registry);
   if (!access) return StartupFailure(access.error());
-  auto answers = BuildAnswers(settings, *retrieval->service, *b.identity, blocking_pool, registry);
+  auto answers = BuildAnswers(settings, *retrieval->service, *b.identity, *b.configs, b.data_dir, blocking_pool,
+                              registry);
   if (!answers) return StartupFailure(answers.error());
   if (settings.auth == "none") {
     log::Warn("authentication is off (MODULO_AUTH=none): every request acts as the local admin");
+    // The local admin owns configurations and conversations like any user: it needs its row.
+    if (auto st = EnsureLocalUser(*b.identity); !st) return StartupFailure(st.error());
   }
   // Jobs run here keep the indexes warm (catch-up off the worker thread); writes by other
   // processes are caught up by the next search.
-  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync](const std::string& id) {
-    boost::asio::post(blocking_pool.executor(), [&b, sync, id] {
-      if (auto state = b.metadata->GetCollectionState(id)) {
-        if (auto st = sync->EnsureCurrent(*state); !st) {
-          log::Warn("index catch-up failed", {{"collection_id", id}, {"error", st.error().message()}});
-        }
+  // A collection whose files are all done gets its suggested questions (by the server's language
+  // model when there is one) unless it has some.
+  generate::LlmProvider* server_model = (*answers)->service->server_profile()->provider.get();
+  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync, server_model](const std::string& id) {
+    boost::asio::post(blocking_pool.executor(), [&b, sync, id, server_model] {
+      auto state = b.metadata->GetCollectionState(id);
+      if (!state) return;
+      if (auto st = sync->EnsureCurrent(*state); !st) {
+        log::Warn("index catch-up failed", {{"collection_id", id}, {"error", st.error().message()}});
+      }
+      if (state->status != store::CollectionStatus::kCompleted) return;
+      auto existing = b.conversations->ListSuggestedQuestions(id);
+      if (!existing || !existing->empty()) return;
+      if (auto made = api::GenerateSuggestedQuestions(*b.metadata, *b.conversations, id, server_model); !made) {
+        log::Warn("suggested questions failed", {{"collection_id", id}, {"error", made.error().message()}});
       }
     });
   };
@@ -809,7 +873,16 @@ int Serve(const Settings& settings) {
       access->security.get(),
       quotas};
   api::AddCollectionRoutes(router, app, collection_services);
-  api::AddSearchRoutes(router, app, *retrieval->service, *b.metadata, *b.identity, (*answers)->service.get());
+  api::AnswerRoutesDeps answer_routes{*retrieval->service, *b.metadata, *b.identity, (*answers)->service.get(),
+                                      (*answers)->profiles.get()};
+  api::AddSearchRoutes(router, app, answer_routes);
+  api::AddChatCompletionsRoutes(router, app, answer_routes);
+  api::UserConfigServices config_services{*b.configs, *b.identity, *(*answers)->secrets, (*answers)->providers};
+  api::AddUserConfigRoutes(router, app, config_services);
+  generate::ConversationService conversation_service({*b.conversations, *(*answers)->service, blocking_pool});
+  api::ConversationServices conversation_services{answer_routes, *b.conversations, conversation_service};
+  api::AddConversationRoutes(router, app, conversation_services);
+  app.ws_chat = api::MakeWsChat(conversation_services, app);
   api::TenancyServices tenancy{*b.identity, *b.metadata, *access->security, quotas,
                                [sync = retrieval->sync](const store::Collection& c) { sync->DropCollection(c); }};
   api::AddTenancyRoutes(router, app, tenancy);

@@ -240,3 +240,41 @@ def test_streaming_without_a_model_sends_the_extractive_answer(server):
     assert r.status_code in (200, 404)
     if r.status_code == 200:
         assert events(r)[-1][0] == "error"
+
+
+def test_chain_of_thought_answers_in_steps(llm_server):
+    server, cid, ids = llm_server
+    r = ask(server, cid, "Compare volcano eruptions and sourdough proofing", config_metadata={"cot_enabled": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cot = body["cot_output"]
+    assert cot["original_question"] == "Compare volcano eruptions and sourdough proofing"
+    assert len(cot["reasoning_steps"]) >= 2 and cot["final_answer"] == body["answer"]
+    for step in cot["reasoning_steps"]:
+        assert step["question"] and step["intermediate_answer"] and "execution_time" in step
+    sources = {a["document_id"] for s in cot["reasoning_steps"] for a in s["source_attributions"]}
+    assert {ids["volcano.md"], ids["bread.md"]} <= sources  # each step searched for itself
+    assert body["metadata"]["mode"] == "chain_of_thought" and body["metadata"]["usage"]["prompt_tokens"] > 0
+    # Every [n] of the answer names a merged query_results entry.
+    for c in body["metadata"]["citations"]:
+        assert body["query_results"][c["n"] - 1]["chunk"]["chunk_id"] == c["chunk_id"]
+    # Explicitly off: a comparison is answered in one pass.
+    r = ask(server, cid, "Compare volcano eruptions and sourdough proofing", config_metadata={"cot_disabled": True})
+    assert r.json().get("cot_output") is None
+    # Steps hidden on request.
+    r = ask(server, cid, "What is a volcano? What is sourdough?",
+            config_metadata={"show_cot_steps": False, "cot_enabled": True})
+    assert "reasoning_steps" not in r.json()["cot_output"]
+
+
+def test_reranking_reorders_and_cuts_the_passages(llm_server):
+    server, cid, _ = llm_server
+    r = ask(server, cid, "how does a spacecraft change orbits?", config_metadata={"top_k_rerank": 2, "top_k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["query_results"]) == 2 and all("rerank_score" in q for q in body["query_results"])
+    assert body["metadata"]["rerank"]["top_k"] == 2
+    assert "rerank" in [s["stage"] for s in body["metadata"]["stages"]]
+    r = ask(server, cid, "how does a spacecraft change orbits?",
+            config_metadata={"top_k_rerank": 2, "disable_rerank": True, "top_k": 3})
+    assert len(r.json()["query_results"]) == 3

@@ -41,6 +41,26 @@ class Client:
         return call
 
 
+def authenticated(start_server, tmp_path, **env):
+    """A server with authentication on and its root admin's client; `server.new_user(name)` makes a
+    user and returns a client for it (with .id)."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    root = create_user_cli(data, "root", admin=True)
+    server = start_server(env={"MODULO_AUTH": "required", "MODULO_RATE_LIMIT_SEARCH": "0", **env})
+    admin = Client(server, root["api_key"])
+
+    def new_user(name):
+        uid = admin.post("/api/users", json={"name": name}).json()["id"]
+        c = Client(server, admin.post(f"/api/users/{uid}/api-keys", json={"name": "k"}).json()["api_key"])
+        c.id = uid
+        return c
+
+    server.admin = admin
+    server.new_user = new_user
+    return server
+
+
 @pytest.fixture
 def secure(start_server, tmp_path):
     data = tmp_path / "data"

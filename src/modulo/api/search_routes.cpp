@@ -17,8 +17,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// One SSE event: (name, JSON data).
-using Event = std::pair<std::string, std::string>;
+using Event = SseEvent;
 
 // The closing events of a stream, from a finished response: the answer's sources (what the
 // answer cites and what it was drawn from), the token usage, then done (the rest of the response:
@@ -93,8 +92,72 @@ asio::awaitable<void> ProduceAnswer(generate::AnswerService& answers, generate::
 
 }  // namespace
 
-void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchService& service,
-                     store::MetadataStore& store, store::IdentityStore& identity, generate::AnswerService* answers) {
+asio::awaitable<void> PipeEvents(http::SseWriter& w, std::shared_ptr<http::AsyncQueue<SseEvent>> queue,
+                                 std::shared_ptr<generate::CancelToken> cancel) {
+  w.OnClose([cancel] { cancel->Cancel(); });  // the server drains: stop the model
+  bool open = true;
+  while (true) {
+    auto ev = co_await queue->Pop(std::chrono::seconds(15));
+    if (!ev) {
+      if (queue->closed()) break;
+      if (open && !co_await w.Comment("keep-alive")) {
+        open = false;
+        cancel->Cancel();
+      }
+      continue;
+    }
+    if (open && !co_await w.Send(ev->first, ev->second)) {
+      open = false;
+      cancel->Cancel();  // the client went away: the provider call ends within ~50 ms
+    }
+  }
+}
+
+asio::awaitable<Result<PreparedAnswer>> PrepareAnswer(AnswerRoutesDeps& deps, AppContext& app, const http::Request& req,
+                                                      json body) {
+  std::string pipeline_id;
+  if (body.is_object()) {
+    for (const json* where : {&body, body.contains("config_metadata") ? &body["config_metadata"] : nullptr}) {
+      if (where == nullptr || !where->is_object() || !where->contains("pipeline_id")) continue;
+      const json& v = (*where)["pipeline_id"];
+      if (!v.is_string() && !v.is_null()) co_return Fail(Error::InvalidArgument("'pipeline_id' must be a string"));
+      if (v.is_string()) pipeline_id = v.get<std::string>();
+    }
+  }
+  auto parsed = generate::ParseAnswerRequest(std::move(body), deps.search, /*has_provider=*/true);
+  if (!parsed) co_return Fail(parsed.error());
+  PreparedAnswer out;
+  out.request = std::move(*parsed);
+  const auth::Principal* principal = Security::PrincipalOf(req);
+  if (principal != nullptr) {
+    out.request.user_id = principal->user_id;
+    out.request.unlimited = principal->is_admin();
+  }
+  out.scoped = std::make_shared<store::ScopedMetadataStore>(
+      deps.store, deps.identity, principal != nullptr ? Security::ScopeOf(*principal) : store::AccessScope{});
+  out.request.query.store = out.scoped.get();
+  const bool may_generate =
+      out.request.mode != generate::AnswerMode::kExtractive && !out.request.query.retrieval_only;
+  if (may_generate && deps.profiles != nullptr && !out.request.user_id.empty()) {
+    auto profile = co_await RunOn(app.blocking_pool, [&] {
+      return deps.profiles->Resolve(out.request.user_id, out.request.query.collection_id, pipeline_id);
+    });
+    if (!profile) co_return Fail(profile.error());
+    out.request.profile = std::move(*profile);
+  } else if (!pipeline_id.empty() && deps.profiles == nullptr) {
+    co_return Fail(Error::InvalidArgument("'pipeline_id': this server keeps no pipelines"));
+  }
+  const bool has_model = deps.answers != nullptr && deps.answers->ProfileOf(out.request).provider != nullptr;
+  if (out.request.mode == generate::AnswerMode::kGenerated && !has_model) {
+    co_return Fail(Error::Unimplemented(
+        "answer_mode 'generated' needs a language model: configure an LLM provider (POST "
+        "/api/users/me/llm-providers, then a model) or start the server with MODULO_LLM_PROVIDER"));
+  }
+  out.generate = deps.answers != nullptr && deps.answers->WillGenerate(out.request);
+  co_return out;
+}
+
+void AddSearchRoutes(http::Router& router, AppContext& app, AnswerRoutesDeps& deps) {
   http::Route r;
   r.method = http::beast_http::verb::post;
   r.path = "/api/search";
@@ -110,7 +173,7 @@ void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchSe
        {{"application/json",
          {{"schema", json::parse(R"({"type":"object","required":["question","collection_id"],"properties":{
             "question":{"type":"string"},"collection_id":{"type":"string"},"user_id":{"type":"string"},
-            "stream":{"type":"boolean"},"answer_mode":{"enum":["auto","generated","extractive"]},
+            "stream":{"type":"boolean"},"answer_mode":{"enum":["auto","generated","extractive"]},"pipeline_id":{"type":"string"},
             "config_metadata":{"type":"object","properties":{
               "top_k":{"type":"integer","minimum":1},"candidates":{"type":"integer"},
               "retriever":{"enum":["vector","keyword","hybrid"]},"fusion":{"enum":["rrf","weighted"]},
@@ -133,22 +196,16 @@ void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchSe
       {"501", {{"description", "answer_mode generated on a server without a language model"}}},
       {"503", {{"description", "The language model failed (answer_mode generated)"}}},
       {"504", {{"description", "The language model timed out (answer_mode generated)"}}}};
-  r.handler = [&service, &store, &identity, answers](http::Request& req) -> asio::awaitable<http::Response> {
+  r.handler = [&deps, &app](http::Request& req) -> asio::awaitable<http::Response> {
     auto body = http::ParseJsonBody(req);
     if (!body) co_return http::Response::FromError(body.error());
-    auto parsed = generate::ParseAnswerRequest(std::move(*body), service, answers != nullptr &&
-                                                                              answers->provider() != nullptr);
-    if (!parsed) co_return http::Response::FromError(parsed.error());
-    generate::AnswerRequest request = std::move(*parsed);
-    const auth::Principal* principal = Security::PrincipalOf(req);
-    if (principal != nullptr) {
-      request.user_id = principal->user_id;
-      request.unlimited = principal->is_admin();
-    }
-    auto scoped = std::make_shared<store::ScopedMetadataStore>(
-        store, identity, principal != nullptr ? Security::ScopeOf(*principal) : store::AccessScope{});
-    request.query.store = scoped.get();
-    const bool generate = answers != nullptr && answers->WillGenerate(request);
+    auto prepared = co_await PrepareAnswer(deps, app, req, std::move(*body));
+    if (!prepared) co_return http::Response::FromError(prepared.error());
+    generate::AnswerRequest request = std::move(prepared->request);
+    auto scoped = std::move(prepared->scoped);
+    const bool generate = prepared->generate;
+    search::SearchService& service = deps.search;
+    generate::AnswerService* answers = deps.answers;
 
     if (!request.stream) {
       if (!generate) {
@@ -169,28 +226,12 @@ void AddSearchRoutes(http::Router& router, AppContext& /*app*/, search::SearchSe
         -> asio::awaitable<void> {
           auto queue = std::make_shared<http::AsyncQueue<Event>>(w.executor(), 1 << 16);
           auto cancel = std::make_shared<generate::CancelToken>();
-          w.OnClose([cancel] { cancel->Cancel(); });  // the server drains: stop the model
           if (generate) {
             asio::co_spawn(w.executor(), ProduceAnswer(*answers, std::move(request), queue, cancel), asio::detached);
           } else {
             asio::co_spawn(w.executor(), ProduceSearch(service, std::move(request.query), queue), asio::detached);
           }
-          bool open = true;
-          while (true) {
-            auto ev = co_await queue->Pop(std::chrono::seconds(15));
-            if (!ev) {
-              if (queue->closed()) break;
-              if (open && !co_await w.Comment("keep-alive")) {
-                open = false;
-                cancel->Cancel();
-              }
-              continue;
-            }
-            if (open && !co_await w.Send(ev->first, ev->second)) {
-              open = false;
-              cancel->Cancel();  // the client went away: the provider call ends within ~50 ms
-            }
-          }
+          co_await PipeEvents(w, queue, cancel);
           (void)scoped;  // kept alive until the producer has finished
         });
   };

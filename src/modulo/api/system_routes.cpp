@@ -2,7 +2,12 @@
 
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 
@@ -194,6 +199,11 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
                              {"message", "WebSocket connection established successfully"}}
                   .dump());
       std::map<std::string, Subscription> subs;
+      struct Chats {
+        std::atomic<int> running{0};
+        std::vector<std::shared_ptr<generate::CancelToken>> cancels;  // the reading loop's only
+      };
+      auto chats = std::make_shared<Chats>();
       while (auto text = co_await ws.Read()) {
         auto msg = http::ParseJsonText(*text);
         if (!msg || !msg->is_object()) {
@@ -232,10 +242,36 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
           ws.Send(nlohmann::json{{"type", type == "subscribe" ? "subscribed" : "unsubscribed"},
                                  {"topic", topic->name}}
                       .dump());
+        } else if (type == "chat_message" && app.ws_chat) {
+          // Answers run beside the reading loop (pings and other chats go on meanwhile), at most 4
+          // at once per connection; all of them end before the socket goes away.
+          if (chats->running >= 4) {
+            ws.Send(nlohmann::json{{"type", "error"}, {"request_id", msg->value("request_id", nlohmann::json())},
+                                   {"message", "at most 4 chat messages at once per connection"}}
+                        .dump());
+            continue;
+          }
+          auto cancel = std::make_shared<generate::CancelToken>();
+          chats->cancels.push_back(cancel);
+          ++chats->running;
+          asio::co_spawn(
+              ws.executor(),
+              [&app, &ws, &req, chats, cancel, m = std::move(*msg)]() mutable -> asio::awaitable<void> {
+                co_await app.ws_chat(ws, req, std::move(m), cancel);
+                --chats->running;
+              },
+              asio::detached);
         } else {
           ws.Send(nlohmann::json{{"type", "error"}, {"message", "Unknown message type: " + type}}.dump(
               -1, ' ', false, nlohmann::json::error_handler_t::replace));
         }
+      }
+      // Answers still running are cancelled and waited for (they hold the socket and the request).
+      for (auto& c : chats->cancels) c->Cancel();
+      asio::steady_timer timer(ws.executor());
+      while (chats->running > 0) {
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(asio::use_awaitable);
       }
       // Subscriptions end here, before the WebSocket they capture goes away.
     };

@@ -1,5 +1,7 @@
 #include "modulo/api/tenancy_routes.h"
 
+#include "modulo/api/route_helpers.h"
+
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
 #include <ctime>
@@ -78,17 +80,6 @@ std::string UserParam(const Request& req) {
 
 Response Err(const Error& e) { return Response::FromError(e); }
 
-// Checks that a JSON body has only these keys.
-Status OnlyKeys(const json& j, std::initializer_list<std::string_view> keys) {
-  if (!j.is_object()) return Fail(Error::InvalidArgument("the request body must be a JSON object"));
-  for (const auto& [k, v] : j.items()) {
-    if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-      return Fail(Error::InvalidArgument("unknown field '" + k + "'"));
-    }
-    (void)v;
-  }
-  return {};
-}
 
 Result<std::string> StringField(const json& j, const char* key, bool required, std::size_t max = 255) {
   if (!j.contains(key)) {
@@ -154,20 +145,8 @@ struct Api {
 
   void Add(verb method, std::string path, std::string policy, std::string summary, std::string tag,
            http::Handler handler, json body_schema = nullptr) {
-    http::Route r;
-    r.method = method;
-    r.path = std::move(path);
-    r.policy = std::move(policy);
-    r.doc.summary = std::move(summary);
-    r.doc.tag = std::move(tag);
-    if (!body_schema.is_null()) {
-      r.doc.request_body = {{"required", true}, {"content", {{"application/json", {{"schema", body_schema}}}}}};
-    }
-    r.doc.responses = {{"200", {{"description", "OK"}}},
-                       {"401", {{"description", "Not authenticated"}}},
-                       {"403", {{"description", "Not allowed"}}}};
-    r.handler = std::move(handler);
-    router.Add(std::move(r));
+    AddRoute(router, {method, std::move(path), std::move(policy), std::move(summary), std::move(tag), std::move(body_schema)},
+             std::move(handler));
   }
 
   template <typename F>
@@ -224,7 +203,7 @@ void AddUserRoutes(Api& api) {
       [&svc, &app](Request& req) -> asio::awaitable<Response> {
         auto body = http::ParseJsonBody(req);
         if (!body) co_return Err(body.error());
-        if (auto st = OnlyKeys(*body, {"name", "email", "role", "kind"}); !st) co_return Err(st.error());
+        if (auto st = http::OnlyKeys(*body, {"name", "email", "role", "kind"}); !st) co_return Err(st.error());
         store::User u;
         auto name = StringField(*body, "name", true);
         auto email = StringField(*body, "email", false);
@@ -261,7 +240,7 @@ void AddUserRoutes(Api& api) {
             const auth::Principal& p = Me(req);
             auto body = http::ParseJsonBody(req);
             if (!body) co_return Err(body.error());
-            if (auto st = OnlyKeys(*body, {"name", "email", "role", "disabled"}); !st) co_return Err(st.error());
+            if (auto st = http::OnlyKeys(*body, {"name", "email", "role", "disabled"}); !st) co_return Err(st.error());
             if ((body->contains("role") || body->contains("disabled")) && !p.is_admin()) {
               co_return Err(Error::PermissionDenied("only an admin can change a role or disable a user"));
             }
@@ -325,7 +304,7 @@ void AddUserRoutes(Api& api) {
           if (!parsed) co_return Err(parsed.error());
           body = std::move(*parsed);
         }
-        if (auto st = OnlyKeys(body, {"name", "expires_in_days"}); !st) co_return Err(st.error());
+        if (auto st = http::OnlyKeys(body, {"name", "expires_in_days"}); !st) co_return Err(st.error());
         auto name = StringField(body, "name", false, 100);
         if (!name) co_return Err(name.error());
         std::int64_t expires = 0;
@@ -383,7 +362,7 @@ void AddUserRoutes(Api& api) {
         const std::string id = UserParam(req);
         auto body = http::ParseJsonBody(req);
         if (!body) co_return Err(body.error());
-        if (auto st = OnlyKeys(*body, {"collections", "files_per_collection", "storage_bytes", "llm_tokens_per_day"});
+        if (auto st = http::OnlyKeys(*body, {"collections", "files_per_collection", "storage_bytes", "llm_tokens_per_day"});
             !st) {
           co_return Err(st.error());
         }
@@ -447,7 +426,7 @@ void AddTeamRoutes(Api& api) {
       [&svc, &app](Request& req) -> asio::awaitable<Response> {
         auto body = http::ParseJsonBody(req);
         if (!body) co_return Err(body.error());
-        if (auto st = OnlyKeys(*body, {"name", "description"}); !st) co_return Err(st.error());
+        if (auto st = http::OnlyKeys(*body, {"name", "description"}); !st) co_return Err(st.error());
         auto name = StringField(*body, "name", true);
         auto desc = StringField(*body, "description", false, 4096);
         if (!name) co_return Err(name.error());
@@ -493,7 +472,7 @@ void AddTeamRoutes(Api& api) {
             const std::string id = req.PathParam("team_id");
             auto body = http::ParseJsonBody(req);
             if (!body) co_return Err(body.error());
-            if (auto st = OnlyKeys(*body, {"name", "description"}); !st) co_return Err(st.error());
+            if (auto st = http::OnlyKeys(*body, {"name", "description"}); !st) co_return Err(st.error());
             auto out = co_await RunOn(app.blocking_pool, [&]() -> Result<store::Team> {
               auto team = TeamFor(svc.identity, Me(req), id, "change the team");
               if (!team) return Fail(team.error());
@@ -545,7 +524,7 @@ void AddTeamRoutes(Api& api) {
         const std::string id = req.PathParam("team_id");
         auto body = http::ParseJsonBody(req);
         if (!body) co_return Err(body.error());
-        if (auto st = OnlyKeys(*body, {"user_id", "role"}); !st) co_return Err(st.error());
+        if (auto st = http::OnlyKeys(*body, {"user_id", "role"}); !st) co_return Err(st.error());
         auto user = StringField(*body, "user_id", true);
         auto role = StringField(*body, "role", false);
         if (!user) co_return Err(user.error());
@@ -605,7 +584,7 @@ void AddSharingRoutes(Api& api, const std::string& kind) {
         const std::string cid = req.PathParam("collection_id");
         auto body = http::ParseJsonBody(req);
         if (!body) co_return Err(body.error());
-        if (auto st = OnlyKeys(*body, {id_key, "level"}); !st) co_return Err(st.error());
+        if (auto st = http::OnlyKeys(*body, {id_key, "level"}); !st) co_return Err(st.error());
         auto who = StringField(*body, id_key.c_str(), true);
         auto level_text = StringField(*body, "level", false);
         if (!who) co_return Err(who.error());

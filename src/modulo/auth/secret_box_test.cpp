@@ -14,7 +14,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-SecretBox Box(char fill = 'k') { return *SecretBox::FromKey(std::string(32, fill)); }
+SecretBox Box(char fill = 'k') {
+  return *SecretBox::FromKey(std::string(32, fill));
+}
 
 TEST(SecretBox, RoundTripsBinarySecrets) {
   const SecretBox box = Box();

@@ -367,6 +367,11 @@ std::vector<SettingSpec> BuildSpecs() {
                           1ULL << 50));
   v.push_back(IntSetting("MODULO_QUOTA_LLM_TOKENS_PER_DAY", "quota-llm-tokens-per-day",
                          "LLM tokens a user may spend per day (UTC).", &Settings::quota_llm_tokens_per_day, 0, 2000000000));
+  v.push_back(StringSetting("MODULO_SECRET_KEY", "",
+                            "Server key that seals users' LLM provider API keys at rest (64 hex digits or base64 of "
+                            "32 bytes); unset: <data dir>/secret.key, created on first start. Servers sharing a "
+                            "database need the same key.",
+                            &Settings::secret_key, {}, true, true));
   v.push_back(StringSetting("MODULO_LLM_PROVIDER", "llm-provider",
                             "Language model for generated answers: none (extractive answers only), openai (any "
                             "OpenAI-compatible chat completions server), anthropic or watsonx.",

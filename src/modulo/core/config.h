@@ -100,6 +100,7 @@ struct Settings {
   std::string llm_url;                // the provider's API base URL (empty: its public endpoint)
   std::string llm_model;
   std::string llm_api_key;            // secret
+  std::string secret_key;             // MODULO_SECRET_KEY: seals provider API keys at rest
   std::string llm_project_id;         // watsonx
   std::string llm_iam_url;            // watsonx (empty: https://iam.cloud.ibm.com)
   int llm_context_tokens = 8192;

@@ -6,7 +6,15 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
+#include <set>
+
 #include "modulo/core/log.h"
+#include "modulo/generate/chain_of_thought.h"
+#include "modulo/generate/llm_reranker.h"
+#include "modulo/generate/query_rewriter.h"
 #include "modulo/search/extractive_answer.h"
 
 namespace modulo::generate {
@@ -105,6 +113,22 @@ json StringOr(const json& obj, const char* key, json fallback) {
   return fallback;
 }
 
+// The metadata.citations entries of [n] numbers (1-based positions in query_results).
+json CitationsOf(const json& results, const std::vector<std::size_t>& numbers) {
+  json citations = json::array();
+  for (auto n : numbers) {
+    if (n == 0 || n > results.size()) continue;
+    const json& chunk = StringOr(results[n - 1], "chunk", json::object());
+    const json cm = StringOr(chunk, "metadata", json::object());
+    citations.push_back({{"n", n},
+                         {"chunk_id", StringOr(chunk, "chunk_id", nullptr)},
+                         {"document_id", StringOr(chunk, "document_id", nullptr)},
+                         {"source", StringOr(cm, "source", nullptr)},
+                         {"page_number", StringOr(cm, "page_number", nullptr)}});
+  }
+  return citations;
+}
+
 bool LooksLikeContextOverflow(const Error& e) {
   if (e.code() != ErrorCode::kInvalidArgument) return false;
   std::string m = e.message();
@@ -116,17 +140,6 @@ bool LooksLikeContextOverflow(const Error& e) {
   return false;
 }
 
-// The usage a failed call reports in its details (kCancelled carries it when known).
-std::optional<TokenUsage> UsageOf(const Error& e) {
-  if (e.details().empty()) return std::nullopt;
-  const json d = json::parse(e.details(), nullptr, false);
-  if (!d.is_object() || !d.contains("usage") || !d["usage"].is_object()) return std::nullopt;
-  TokenUsage u;
-  u.prompt_tokens = d["usage"].value("prompt_tokens", 0);
-  u.completion_tokens = d["usage"].value("completion_tokens", 0);
-  if (u.prompt_tokens <= 0 && u.completion_tokens <= 0) return std::nullopt;
-  return u;
-}
 
 }  // namespace
 
@@ -242,6 +255,13 @@ AssembledContext AssembleContext(const json& query_results, std::size_t budget, 
 AnswerService::AnswerService(AnswerDeps deps, AnswerOptions options)
     : deps_(std::move(deps)), options_(std::move(options)) {
   if (!options_.count_tokens) options_.count_tokens = EstimateTokens;
+  auto server = std::make_shared<AnswerProfile>();
+  server->provider = deps_.provider;
+  server->params = options_.params;
+  server->context_tokens = options_.context_tokens;
+  server->system_prompt = options_.system_prompt;
+  server->user_template = options_.user_template;
+  server_ = std::move(server);
   if (deps_.registry != nullptr) {
     tokens_used_ = &deps_.registry->AddCounter(
         "llm_tokens_used_total", "LLM tokens (prompt + completion) used for answers, by provider, model and user",
@@ -300,15 +320,22 @@ Result<AnswerRequest> ParseAnswerRequest(json body, const search::SearchService&
 }
 
 bool AnswerService::WillGenerate(const AnswerRequest& r) const noexcept {
-  return deps_.provider != nullptr && r.mode != AnswerMode::kExtractive && !r.query.retrieval_only;
+  return ProfileOf(r).provider != nullptr && r.mode != AnswerMode::kExtractive && !r.query.retrieval_only;
 }
 
-std::vector<ChatMessage> AnswerService::Messages(const std::string& question, const std::string& context) const {
-  std::string user = options_.user_template;
+std::vector<ChatMessage> AnswerService::Messages(const AnswerProfile& profile, const AnswerRequest& request,
+                                                 const std::string& context) const {
+  const std::string& question = request.query.question;
+  std::string user = profile.user_template;
   if (auto at = user.find("{context}"); at != std::string::npos) user.replace(at, 9, context);
   // The question is substituted last, so braces in the passages are never read as placeholders.
   if (auto at = user.rfind("{question}"); at != std::string::npos) user.replace(at, 10, question);
-  return {{"system", options_.system_prompt}, {"user", std::move(user)}};
+  std::vector<ChatMessage> out;
+  out.reserve(request.history.size() + 2);
+  out.push_back({"system", profile.system_prompt});
+  for (const auto& m : request.history) out.push_back(m);
+  out.push_back({"user", std::move(user)});
+  return out;
 }
 
 Result<std::int64_t> AnswerService::LimitFor(const AnswerRequest& r) const {
@@ -321,11 +348,25 @@ Result<std::int64_t> AnswerService::LimitFor(const AnswerRequest& r) const {
   return o->llm_tokens_per_day.value_or(options_.llm_tokens_per_day);
 }
 
-void AnswerService::Record(const AnswerRequest& r, const TokenUsage& usage, std::int64_t /*limit*/) {
+Status AnswerService::CheckQuota(const AnswerRequest& request, std::int64_t estimate) const {
+  auto limit = LimitFor(request);
+  if (!limit) return Fail(limit.error());
+  if (*limit <= 0) return {};
+  auto usage = deps_.identity->GetUsage(request.user_id, Today());
+  if (!usage && usage.error().code() != ErrorCode::kNotFound) return Fail(usage.error());
+  const std::int64_t used = usage ? usage->llm_tokens_today : 0;
+  if (used + estimate <= *limit) return {};
+  return Fail(Error::QuotaExceeded("Quota exceeded for llm_tokens_per_day: " + std::to_string(used) + " used of " +
+                                   std::to_string(*limit) + " today, about " + std::to_string(estimate) +
+                                   " more needed for this answer")
+                  .WithDetails(json{{"resource", "llm_tokens_per_day"}, {"usage", used}, {"limit", *limit}}.dump()));
+}
+
+void AnswerService::Record(const AnswerRequest& r, const LlmProvider& provider, const TokenUsage& usage) {
   const std::int64_t total = std::int64_t{std::max(usage.prompt_tokens, 0)} + std::max(usage.completion_tokens, 0);
   if (total <= 0) return;
   if (tokens_used_ != nullptr) {
-    tokens_used_->With({deps_.provider->name(), deps_.provider->model(), r.user_id.empty() ? "anonymous" : r.user_id})
+    tokens_used_->With({provider.name(), provider.model(), r.user_id.empty() ? "anonymous" : r.user_id})
         .Inc(static_cast<double>(total));
   }
   if (deps_.identity == nullptr || r.user_id.empty()) return;
@@ -355,27 +396,91 @@ json AnswerService::Extractive(const json& retrieval, const std::string& questio
   if (passages.empty()) return out;
   auto composed = search::ComposeExtractiveAnswer(analyzer_, question, passages);
   out["answer"] = composed.text;
-  for (auto n : composed.cited) {
-    const json& chunk = results[n - 1]["chunk"];
-    const json meta = StringOr(chunk, "metadata", json::object());
-    out["citations"].push_back({{"n", n},
-                                {"chunk_id", StringOr(chunk, "chunk_id", nullptr)},
-                                {"document_id", StringOr(chunk, "document_id", nullptr)},
-                                {"source", StringOr(meta, "source", nullptr)},
-                                {"page_number", StringOr(meta, "page_number", nullptr)}});
-  }
+  out["citations"] = CitationsOf(results, composed.cited);
   return out;
 }
+
+namespace {
+
+// config_metadata flags of the answer pipeline (RAG Modulo's names).
+std::optional<bool> CotFlag(const json& config) {
+  if (!config.is_object()) return std::nullopt;
+  if (auto it = config.find("cot_disabled"); it != config.end() && it->is_boolean() && it->get<bool>()) return false;
+  if (auto it = config.find("cot_enabled"); it != config.end() && it->is_boolean()) return it->get<bool>();
+  return std::nullopt;
+}
+
+// Reranking: "rerank": true, or "top_k_rerank" without "disable_rerank": true.
+std::optional<std::size_t> RerankTopK(const json& config, std::size_t fallback) {
+  if (!config.is_object()) return std::nullopt;
+  if (config.value("disable_rerank", false) == true) return std::nullopt;
+  const bool asked = config.value("rerank", false) == true || config.contains("top_k_rerank");
+  if (!asked) return std::nullopt;
+  if (auto it = config.find("top_k_rerank"); it != config.end() && it->is_number_integer() && it->get<std::int64_t>() > 0) {
+    return static_cast<std::size_t>(it->get<std::int64_t>());
+  }
+  return fallback;
+}
+
+
+}  // namespace
 
 boost::asio::awaitable<Result<json>> AnswerService::Answer(AnswerRequest request,
                                                            std::shared_ptr<const AnswerObserver> observer,
                                                            std::shared_ptr<const CancelToken> cancel) {
+  const auto started = Clock::now();
+  const AnswerProfile& profile = ProfileOf(request);
+  LlmProvider* model = WillGenerate(request) ? profile.provider.get() : nullptr;
+  const std::string question = request.query.question;
+  json pre_stages = json::array();
+  auto stage = [&](const char* name, double ms) {
+    pre_stages.push_back({{"stage", name}, {"duration_ms", ms}});
+    if (observer && observer->on_stage) observer->on_stage(name, ms);
+  };
+
+  // A follow-up in a conversation becomes a standalone question for retrieval (the prompt keeps
+  // the question as asked, after the history).
+  json rewrite_meta;
   search::SearchQuery q = request.query;
+  if (!request.history.empty() && !request.query.retrieval_only) {
+    auto t = Clock::now();
+    RewriteResult rw = co_await RunOn(deps_.blocking_pool, [&] {
+      QueryRewriter rewriter(model);
+      RewriteResult r = rewriter.Rewrite(question, request.history, "", cancel.get());
+      if (model != nullptr) Record(request, *model, r.usage);
+      return r;
+    });
+    if (rw.rewritten) q.question = rw.query;
+    rewrite_meta = {{"method", rw.method}, {"rewritten", rw.rewritten}};
+    if (rw.error) rewrite_meta["error"] = {{"code", ErrorCodeName(rw.error->code())}, {"message", rw.error->message()}};
+    stage("rewrite", MsSince(t));
+  }
+
+  // Chain of thought: explicit, or detected when a model can decompose the question.
+  const std::optional<bool> cot_flag = CotFlag(request.query.config);
+  const bool cot = !request.query.retrieval_only && request.mode != AnswerMode::kExtractive &&
+                   (cot_flag == true || (model != nullptr && cot_flag != false && ShouldUseCot(q.question)));
+  if (cot) {
+    auto result = co_await AnswerInSteps(std::move(request), q, model, observer, cancel);
+    if (result && (*result)["metadata"].is_object()) {
+      json& stages = (*result)["metadata"]["stages"];
+      for (auto& s : pre_stages) stages.insert(stages.begin(), s);
+      if (!rewrite_meta.is_null()) (*result)["metadata"]["rewrite"] = rewrite_meta;
+      (*result)["execution_time"] = std::chrono::duration<double>(Clock::now() - started).count();
+    }
+    co_return result;
+  }
+
   if (WillGenerate(request)) q.retrieval_only = true;  // the answer is composed here
   auto retrieval = co_await deps_.search.Search(std::move(q));
   if (!retrieval) {
     Result<json> failed = Fail(retrieval.error());
     co_return failed;
+  }
+  if (!rewrite_meta.is_null()) {
+    (*retrieval)["metadata"]["rewrite"] = rewrite_meta;
+    json& stages = (*retrieval)["metadata"]["stages"];
+    for (auto it = pre_stages.rbegin(); it != pre_stages.rend(); ++it) stages.insert(stages.begin(), *it);
   }
   if (!WillGenerate(request)) co_return retrieval;
   if (observer && observer->on_stage) {
@@ -388,6 +493,81 @@ boost::asio::awaitable<Result<json>> AnswerService::Answer(AnswerRequest request
   co_return co_await RunOn(deps_.blocking_pool, [this, &retrieval, &request, &observer, &cancel] {
     return Compose(std::move(*retrieval), request, observer.get(), cancel.get());
   });
+}
+
+boost::asio::awaitable<Result<json>> AnswerService::AnswerInSteps(AnswerRequest request, search::SearchQuery query,
+                                                                  LlmProvider* model,
+                                                                  std::shared_ptr<const AnswerObserver> observer,
+                                                                  std::shared_ptr<const CancelToken> cancel) {
+  const auto started = Clock::now();
+  if (model != nullptr) {
+    // A chain of thought is several calls: about three prompts' worth is asked of the quota.
+    if (auto st = CheckQuota(request, 3 * static_cast<std::int64_t>(ProfileOf(request).params.max_new_tokens + 1024));
+        !st) {
+      co_return Fail(st.error());
+    }
+  }
+  auto executor = co_await boost::asio::this_coro::executor;
+  // Each step's retrieval is a retrieval-only search through the caller's scoped store, run on the
+  // I/O executor and waited for on the step's own thread.
+  RetrieveFn retrieve = [this, executor, &query](const std::string& sub) -> Result<json> {
+    search::SearchQuery sq = query;
+    sq.question = sub;
+    sq.retrieval_only = true;
+    auto fut = boost::asio::co_spawn(executor, deps_.search.Search(std::move(sq)), boost::asio::use_future);
+    return fut.get();
+  };
+  auto t = Clock::now();
+  auto cot = co_await RunOn(deps_.blocking_pool, [&]() -> Result<CotResult> {
+    ChainOfThought chain(model);
+    auto r = chain.Run(query.question, retrieve, cancel.get());
+    if (model != nullptr) {
+      if (r) {
+        Record(request, *model, r->usage);
+      } else if (auto u = UsageOf(r.error())) {
+        Record(request, *model, *u);
+      }
+    }
+    return r;
+  });
+  if (!cot) co_return Fail(cot.error());
+  const double cot_ms = MsSince(t);
+  if (observer && observer->on_stage) observer->on_stage("chain_of_thought", cot_ms);
+  if (observer && observer->on_token && !cot->final_answer.empty()) (void)observer->on_token(cot->final_answer);
+
+  json out = json::object();
+  out["answer"] = cot->final_answer;
+  out["query_results"] = cot->query_results;
+  json documents = json::array();
+  std::set<std::string> seen;
+  for (const auto& r : cot->query_results) {
+    const json chunk = StringOr(r, "chunk", json::object());
+    const json doc = StringOr(chunk, "document_id", nullptr);
+    const std::string key = doc.is_string() ? doc.get<std::string>() : doc.dump();
+    if (!seen.insert(key).second) continue;
+    documents.push_back({{"document_id", doc},
+                         {"document_name", StringOr(StringOr(chunk, "metadata", json::object()), "source", nullptr)}});
+  }
+  out["documents"] = std::move(documents);
+  out["rewritten_query"] = query.question;
+  out["cot_output"] = cot->cot_output;
+  const bool show_steps = !request.query.config.is_object() || request.query.config.value("show_cot_steps", true);
+  if (!show_steps) out["cot_output"].erase("reasoning_steps");
+  out["status"] = "completed";
+  const std::string strategy = cot->cot_output.value("reasoning_strategy", "rules");
+  json meta = {{"answer_type", strategy == "decomposition" ? "generated" : "extractive"},
+               {"mode", "chain_of_thought"},
+               {"answer_mode", AnswerModeName(request.mode)},
+               {"profile", ProfileOf(request).source},
+               {"citations", CitationsOf(cot->query_results, CitedNumbers(cot->final_answer))},
+               {"usage", {{"prompt_tokens", cot->usage.prompt_tokens}, {"completion_tokens", cot->usage.completion_tokens}}},
+               {"stages", json::array({{{"stage", "chain_of_thought"}, {"duration_ms", cot_ms}},
+                                       {{"stage", "total"}, {"duration_ms", MsSince(started)}}})}};
+  if (!cot->errors.empty()) meta["cot_errors"] = cot->errors;
+  if (model != nullptr) meta["llm"] = {{"provider", model->name()}, {"model", model->model()}, {"finish_reason", "stop"}};
+  out["metadata"] = std::move(meta);
+  out["execution_time"] = std::chrono::duration<double>(Clock::now() - started).count();
+  co_return out;
 }
 
 Result<json> AnswerService::Compose(json out, const AnswerRequest& request, const AnswerObserver* observer,
@@ -418,6 +598,10 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
     return std::move(out);
   };
   const std::string& question = request.query.question;
+  const AnswerProfile& profile = ProfileOf(request);
+  if (!profile.provider) return Fail(Error::Internal("Compose needs a language model"));
+  LlmProvider& provider = *profile.provider;
+  meta["profile"] = profile.source;
   if (!out.contains("query_results") || !out["query_results"].is_array()) out["query_results"] = json::array();
   const json& results = out["query_results"];
   meta["answer_mode"] = AnswerModeName(request.mode);
@@ -438,7 +622,7 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   };
   auto failure = [&](Error e) -> Result<json> {
     if (request.mode == AnswerMode::kGenerated) {
-      const std::string what = "the language model (" + deps_.provider->name() + " " + deps_.provider->model() + ")";
+      const std::string what = "the language model (" + provider.name() + " " + provider.model() + ")";
       switch (e.code()) {
         case ErrorCode::kRateLimited: return Fail(std::move(e).Wrap(what + " is rate limited"));
         case ErrorCode::kDeadlineExceeded: return Fail(std::move(e).Wrap(what + " timed out"));
@@ -459,18 +643,45 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
     return finish();
   }
 
+  // Optional reranking by the model: passages scored for relevance in batches, reordered, and
+  // cut to top_k_rerank. A failed batch keeps its passages' places.
+  if (auto top = RerankTopK(request.query.config, results.size()); top && results.size() > 1) {
+    auto rt = Clock::now();
+    std::vector<std::string_view> texts;
+    for (const auto& r : results) {
+      const json& chunk = StringOr(r, "chunk", json::object());
+      auto it = chunk.find("text");
+      texts.push_back(it != chunk.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
+                                                           : std::string_view());
+    }
+    LlmReranker reranker(&provider);
+    RerankResult rr = reranker.Rerank(question, texts, cancel);
+    Record(request, provider, rr.usage);
+    json reordered = json::array();
+    for (auto i : rr.order) {
+      if (reordered.size() >= *top) break;
+      json r = results[i];
+      r["rerank_score"] = rr.scored[i] ? json(rr.scores[i]) : json(nullptr);
+      reordered.push_back(std::move(r));
+    }
+    out["query_results"] = std::move(reordered);
+    meta["rerank"] = {{"reranked", rr.reranked}, {"top_k", *top}, {"errors", rr.errors.size()}};
+    if (!rr.errors.empty()) meta["rerank"]["error"] = rr.errors.front().message();
+    stage("rerank", MsSince(rt));
+  }
+
   // The budget and the context.
   auto t = Clock::now();
-  const auto empty_prompt = Messages(question, "");
+  const auto empty_prompt = Messages(profile, request, "");
   std::size_t overhead = 8;  // chat-format tokens per message and the reply's priming
   for (const auto& m : empty_prompt) overhead += Count(m.content) + 4;
-  const auto window = static_cast<std::int64_t>(options_.context_tokens);
-  const std::int64_t raw_budget = window - options_.params.max_new_tokens - static_cast<std::int64_t>(overhead) -
+  const auto window = static_cast<std::int64_t>(profile.context_tokens);
+  const std::int64_t raw_budget = window - profile.params.max_new_tokens - static_cast<std::int64_t>(overhead) -
                                   window / 20;
   if (raw_budget < 32) {
     return failure(Error::InvalidArgument(
         "the question and the prompt leave no room for passages within the model's context window (" +
-        std::to_string(options_.context_tokens) + " tokens, " + std::to_string(options_.params.max_new_tokens) +
+        std::to_string(profile.context_tokens) + " tokens, " + std::to_string(profile.params.max_new_tokens) +
         " kept for the answer)"));
   }
   std::size_t budget = static_cast<std::size_t>(raw_budget);
@@ -479,20 +690,8 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   if (ctx.passages.empty()) return failure(Error::InvalidArgument("no passage fits the model's context window"));
 
   // The quota, before the provider is called.
-  auto limit = LimitFor(request);
-  if (!limit) return Fail(limit.error());
   const std::int64_t prompt_estimate = static_cast<std::int64_t>(overhead + ctx.tokens);
-  if (*limit > 0) {
-    auto usage = deps_.identity->GetUsage(request.user_id, Today());
-    const std::int64_t used = usage ? usage->llm_tokens_today : 0;
-    if (!usage && usage.error().code() != ErrorCode::kNotFound) return Fail(usage.error());
-    if (used + prompt_estimate > *limit) {
-      return Fail(Error::QuotaExceeded("Quota exceeded for llm_tokens_per_day: " + std::to_string(used) + " used of " +
-                                       std::to_string(*limit) + " today, about " + std::to_string(prompt_estimate) +
-                                       " more needed for this answer")
-                      .WithDetails(json{{"resource", "llm_tokens_per_day"}, {"usage", used}, {"limit", *limit}}.dump()));
-    }
-  }
+  if (auto st = CheckQuota(request, prompt_estimate); !st) return Fail(st.error());
 
   // Generation: streamed to the observer, or whole. One retry with half the context when the
   // provider refuses the prompt as too long (our count is an estimate).
@@ -501,10 +700,10 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   std::string delivered;
   Result<Generation> gen = Fail(Error::Internal("not called"));
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const auto messages = Messages(question, ctx.text);
+    const auto messages = Messages(profile, request, ctx.text);
     if (streaming) {
-      gen = deps_.provider->Stream(
-          messages, options_.params,
+      gen = provider.Stream(
+          messages, profile.params,
           [&](std::string_view delta) {
             if (cancel != nullptr && cancel->cancelled()) return false;
             delivered.append(delta);
@@ -512,7 +711,7 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
           },
           cancel);
     } else {
-      gen = deps_.provider->Generate(messages, options_.params, cancel);
+      gen = provider.Generate(messages, profile.params, cancel);
     }
     if (gen || attempt > 0 || !delivered.empty() || !LooksLikeContextOverflow(gen.error())) break;
     budget /= 2;
@@ -538,9 +737,9 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
     usage.completion_tokens = static_cast<int>(Count(gen ? gen->text : delivered));
     estimated = estimated || usage.completion_tokens > 0;
   }
-  Record(request, usage, *limit);
+  Record(request, provider, usage);
   if (llm_requests_ != nullptr) {
-    llm_requests_->With({deps_.provider->name(), gen ? "ok" : std::string(ErrorCodeName(gen.error().code()))}).Inc();
+    llm_requests_->With({provider.name(), gen ? "ok" : std::string(ErrorCodeName(gen.error().code()))}).Inc();
   }
   meta["usage"] = {{"prompt_tokens", usage.prompt_tokens}, {"completion_tokens", usage.completion_tokens}};
   if (estimated) meta["usage"]["estimated"] = true;
@@ -556,12 +755,12 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   if (!gen) {
     Error e = gen.error();
     if (e.code() == ErrorCode::kCancelled) {  // the client went away: expected, not a fault
-      log::Info("answer generation cancelled", {{"provider", deps_.provider->name()},
+      log::Info("answer generation cancelled", {{"provider", provider.name()},
                                                 {"streamed_bytes", static_cast<std::int64_t>(delivered.size())}});
       return Fail(std::move(e));
     }
-    log::Warn("answer generation failed", {{"provider", deps_.provider->name()},
-                                           {"model", deps_.provider->model()},
+    log::Warn("answer generation failed", {{"provider", provider.name()},
+                                           {"model", provider.model()},
                                            {"error", e.ToString()},
                                            {"streamed_bytes", static_cast<std::int64_t>(delivered.size())}});
     // Text already streamed cannot be replaced by another answer: the stream ends with the error.
@@ -574,29 +773,22 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   // Citations: only numbers that were in the prompt.
   std::vector<std::size_t> in_prompt;
   for (const auto& p : ctx.passages) in_prompt.push_back(p.n);
-  json citations = json::array(), invalid = json::array();
+  json invalid = json::array();
   std::vector<std::size_t> valid;
   for (auto n : CitedNumbers(gen->text)) {
     if (std::find(in_prompt.begin(), in_prompt.end(), n) == in_prompt.end()) {
       invalid.push_back(n);
-      continue;
+    } else {
+      valid.push_back(n);
     }
-    valid.push_back(n);
-    const json& chunk = results[n - 1]["chunk"];
-    const json cm = StringOr(chunk, "metadata", json::object());
-    citations.push_back({{"n", n},
-                         {"chunk_id", StringOr(chunk, "chunk_id", nullptr)},
-                         {"document_id", StringOr(chunk, "document_id", nullptr)},
-                         {"source", StringOr(cm, "source", nullptr)},
-                         {"page_number", StringOr(cm, "page_number", nullptr)}});
   }
   out["answer"] = invalid.empty() ? gen->text : StripCitations(gen->text, valid);
   meta["mode"] = "generated";
   meta["answer_type"] = "generated";
-  meta["citations"] = std::move(citations);
+  meta["citations"] = CitationsOf(results, valid);
   if (!invalid.empty()) meta["invalid_citations"] = std::move(invalid);
-  meta["llm"] = {{"provider", deps_.provider->name()},
-                 {"model", gen->model.empty() ? deps_.provider->model() : gen->model},
+  meta["llm"] = {{"provider", provider.name()},
+                 {"model", gen->model.empty() ? provider.model() : gen->model},
                  {"finish_reason", gen->finish_reason}};
   return finish();
 }

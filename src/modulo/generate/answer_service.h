@@ -1,8 +1,27 @@
 // AnswerService: generated answers with citations on top of the retrieval pipeline.
 //
-//   retrieval (SearchService, retrieval only; its result cache applies) → context assembly within
-//   the model's token budget → prompt (system + user message) → generation (whole, or streamed to
-//   an observer) → citations → the search response with the generated answer.
+//   [rewrite] → retrieval (SearchService, retrieval only; its result cache applies) → [rerank] →
+//   context assembly within the model's token budget → prompt (system, the conversation's history,
+//   user message) → generation (whole, or streamed to an observer) → citations → the search
+//   response with the generated answer. Or, for a chain of thought, AnswerInSteps.
+//
+// The profile. A request carries the AnswerProfile it is answered with (the user's provider,
+// parameters and prompts, resolved by llm_config.h's ProfileResolver); without one, the server's.
+//
+// Rewriting. With history (a conversation), the question is made standalone for retrieval by
+// QueryRewriter (the model when generating, else rules); the prompt keeps the question as asked
+// after the history. metadata.rewrite says how; rewritten_query is what was searched.
+//
+// Reranking. config_metadata "rerank": true, or "top_k_rerank": n (unless "disable_rerank":
+// true): the model scores the retrieved passages in batches (LlmReranker); query_results are
+// reordered (each with rerank_score) and cut to top_k_rerank before the context is assembled.
+//
+// Chain of thought. config_metadata "cot_enabled": true, or — with a model and without
+// "cot_disabled" — a question that ShouldUseCot() detects as multi-part: ChainOfThought
+// decomposes it, searches each sub-question through the caller's scoped store, answers the steps
+// (independent ones concurrently) and synthesises; the response has cot_output (RAG Modulo's
+// shape; "show_cot_steps": false drops its reasoning_steps) and the steps' merged query_results,
+// which its [n] citations name. Without a model it runs on rules and extractive step answers.
 //
 // Context assembly. The budget is context_tokens − max_new_tokens − the prompt's own tokens (the
 // system message, the template and the question) − a safety margin of 5 %. Passages are taken in
@@ -87,6 +106,20 @@ struct AnswerOptions {
   TokenCounter count_tokens;             // null: EstimateTokens
 };
 
+// The configuration one answer is generated with: the server's (AnswerDeps::provider and
+// AnswerOptions), or one resolved from a user's providers, parameters, templates and pipelines
+// (llm_config.h).
+struct AnswerProfile {
+  std::shared_ptr<LlmProvider> provider;  // null: extractive answers only
+  GenerationParams params{.max_new_tokens = 512, .temperature = 0.2};
+  int context_tokens = 8192;
+  std::string system_prompt{kDefaultSystemPrompt};
+  std::string user_template{kDefaultUserTemplate};
+  // What the profile was resolved from, reported as metadata.profile: {"source": "server"} or
+  // {"source": "user", "pipeline_id", "provider_id", "model", "parameters_id", "template_id"}.
+  nlohmann::json source = nlohmann::json{{"source", "server"}};
+};
+
 struct AnswerDeps {
   search::SearchService& search;
   std::shared_ptr<LlmProvider> provider;  // null: extractive answers only
@@ -107,6 +140,11 @@ struct AnswerRequest {
   bool stream = false;        // the client asked for Server-Sent Events
   std::string user_id;        // for quota and accounting; empty: anonymous (not counted per user)
   bool unlimited = false;     // system admins: no quota
+  // The user's configuration; null: the server's (AnswerService::server_profile()).
+  std::shared_ptr<const AnswerProfile> profile;
+  // Earlier turns of a conversation (oldest first, already within their budget), placed between
+  // the system message and the question; their tokens count against the context window.
+  std::vector<ChatMessage> history;
 };
 
 // Progress of one answer. Callbacks run on blocking-pool threads, one at a time per answer.
@@ -170,24 +208,44 @@ class AnswerService {
       AnswerRequest request, std::shared_ptr<const AnswerObserver> observer = nullptr,
       std::shared_ptr<const CancelToken> cancel = nullptr);
 
+  // The chain of thought (chain_of_thought.h): sub-questions retrieved and answered, then
+  // synthesised; the response carries cot_output and the merged query_results.
+  [[nodiscard]] boost::asio::awaitable<Result<nlohmann::json>> AnswerInSteps(
+      AnswerRequest request, search::SearchQuery query, LlmProvider* model,
+      std::shared_ptr<const AnswerObserver> observer, std::shared_ptr<const CancelToken> cancel);
+
   // The generation half, blocking: `retrieval` is a retrieval-only search response (its
   // metadata.stages included). Streams when `observer` has on_token.
   [[nodiscard]] Result<nlohmann::json> Compose(nlohmann::json retrieval, const AnswerRequest& request,
                                                const AnswerObserver* observer, const CancelToken* cancel);
 
   [[nodiscard]] const AnswerOptions& options() const noexcept { return options_; }
+  // The server's language model (null: none configured).
   [[nodiscard]] const LlmProvider* provider() const noexcept { return deps_.provider.get(); }
+  [[nodiscard]] const std::shared_ptr<const AnswerProfile>& server_profile() const noexcept { return server_; }
+  // The profile a request is answered with.
+  [[nodiscard]] const AnswerProfile& ProfileOf(const AnswerRequest& r) const noexcept {
+    return r.profile ? *r.profile : *server_;
+  }
+
+  // Accounting for an LLM call made on behalf of `request` (by this service or by another step
+  // of the pipeline: rewriting, reranking, chain of thought): the user's daily count and
+  // llm_tokens_used_total{provider,model,user_id}.
+  void Record(const AnswerRequest& request, const LlmProvider& provider, const TokenUsage& usage);
+  // QuotaExceeded when the user's tokens today plus `estimate` pass their daily limit.
+  [[nodiscard]] Status CheckQuota(const AnswerRequest& request, std::int64_t estimate) const;
 
  private:
   [[nodiscard]] std::size_t Count(std::string_view text) const;
-  [[nodiscard]] std::vector<ChatMessage> Messages(const std::string& question, const std::string& context) const;
+  [[nodiscard]] std::vector<ChatMessage> Messages(const AnswerProfile& profile, const AnswerRequest& request,
+                                                  const std::string& context) const;
   // The user's daily limit (0: none).
   [[nodiscard]] Result<std::int64_t> LimitFor(const AnswerRequest& request) const;
-  void Record(const AnswerRequest& request, const TokenUsage& usage, std::int64_t limit);
   [[nodiscard]] nlohmann::json Extractive(const nlohmann::json& retrieval, const std::string& question) const;
 
   AnswerDeps deps_;
   AnswerOptions options_;
+  std::shared_ptr<const AnswerProfile> server_;
   index::Analyzer analyzer_;  // for the extractive fallback
   metrics::CounterFamily* tokens_used_ = nullptr;
   metrics::CounterFamily* llm_requests_ = nullptr;

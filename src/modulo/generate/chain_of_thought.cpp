@@ -257,7 +257,7 @@ bool ShouldUseCot(std::string_view question, std::optional<bool> explicit_flag, 
   if (words.size() > long_question_words) return true;
   std::string norm = " ";
   for (auto w : words) norm += LowerAscii(w) + " ";
-  for (std::string_view cue : {" compare ", " compared ", " comparing ", " comparison ", " versus ", " vs ", " why ",
+  for (std::string_view cue : {" compare ", " compared ", " comparing ", " comparison ", " versus ", " vs ",
                                " difference between ", " differences between ", " and how ", " pros and cons ",
                                " step by step ", " step-by-step ", " relationship between ", " relation between "}) {
     if (norm.find(cue) != std::string::npos) return true;
@@ -265,7 +265,7 @@ bool ShouldUseCot(std::string_view question, std::optional<bool> explicit_flag, 
   for (std::string_view how : {" how does ", " how do ", " how did ", " how will ", " how would ", " how can "}) {
     const auto at = norm.find(how);
     if (at == std::string::npos) continue;
-    for (std::string_view verb : {" affect ", " affects ", " impact ", " influence ", " change "}) {
+    for (std::string_view verb : {" affect ", " affects ", " impact ", " influence "}) {
       if (norm.find(verb, at) != std::string::npos) return true;
     }
   }

@@ -4,8 +4,9 @@
 // Promises:
 // - ShouldUseCot: an explicit flag (cot_enabled true/false, or cot_disabled) wins; otherwise a
 //   question qualifies when it asks more than one thing ('?' more than once), has a comparison,
-//   causal or multi-part cue ("compare", "difference between", "versus"/"vs", "why", "how does …
-//   affect", "and how", "pros and cons", "step by step", "relationship between") or is long (more
+//   causal or multi-part cue ("compare", "difference between", "versus"/"vs", "how does …
+//   affect/impact/influence", "and how", "pros and cons", "step by step", "relationship between")
+//   or is long (more
 //   than `long_question_words` words).
 // - Decomposition: with a model, one call asking for 2..max_steps sub-questions as a JSON array of
 //   {"question", "depends_on": [earlier step numbers]} (ParseSubQuestions also reads plain strings,

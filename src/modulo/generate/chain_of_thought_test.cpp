@@ -144,7 +144,9 @@ TEST(ShouldUseCotTest, Heuristics) {
   EXPECT_TRUE(ShouldUseCot("What is the difference between Milvus and PostgreSQL"));
   EXPECT_TRUE(ShouldUseCot("HNSW vs. brute force"));
   EXPECT_TRUE(ShouldUseCot("Milvus versus Qdrant"));
-  EXPECT_TRUE(ShouldUseCot("Why is recall lower with small ef?"));
+  // A single "why" or "how does X change" is one question: no decomposition.
+  EXPECT_FALSE(ShouldUseCot("Why is recall lower with small ef?"));
+  EXPECT_FALSE(ShouldUseCot("How does a spacecraft change orbits?"));
   EXPECT_TRUE(ShouldUseCot("How does chunk size affect recall?"));
   EXPECT_TRUE(ShouldUseCot("What is a reranker and how is it trained"));
   EXPECT_TRUE(ShouldUseCot("pros and cons of Milvus"));

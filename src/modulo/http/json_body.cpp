@@ -17,6 +17,16 @@ Result<nlohmann::json> ParseJsonText(std::string_view text) {
   }
 }
 
+Status OnlyKeys(const nlohmann::json& body, std::initializer_list<std::string_view> keys) {
+  if (!body.is_object()) return Fail(Error::InvalidArgument("the request body must be a JSON object"));
+  for (const auto& item : body.items()) {
+    if (std::find(keys.begin(), keys.end(), item.key()) == keys.end()) {
+      return Fail(Error::InvalidArgument("unknown field '" + item.key() + "'"));
+    }
+  }
+  return {};
+}
+
 Result<nlohmann::json> ParseJsonBody(const Request& request) {
   std::string type(request.Header("Content-Type"));
   std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -2,7 +2,9 @@
 // the byte position when the text is not valid JSON, 400 when the top level is not an object.
 #pragma once
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "modulo/core/error.h"
 #include "modulo/http/message.h"
@@ -11,5 +13,8 @@ namespace modulo::http {
 
 [[nodiscard]] Result<nlohmann::json> ParseJsonBody(const Request& request);
 [[nodiscard]] Result<nlohmann::json> ParseJsonText(std::string_view text);
+
+// InvalidArgument unless `body` is an object whose keys are all among `keys` ("unknown field 'x'").
+[[nodiscard]] Status OnlyKeys(const nlohmann::json& body, std::initializer_list<std::string_view> keys);
 
 }  // namespace modulo::http

@@ -22,7 +22,7 @@ double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::
 constexpr std::string_view kPipelineKeys[] = {
     "filters",        "use_cache",   "retrieval_only",  "top_k_rerank",           "disable_rerank",
     "cot_enabled",    "cot_disabled", "show_cot_steps", "structured_output_enabled", "max_citations",
-    "min_confidence"};
+    "min_confidence", "pipeline_id"};
 
 constexpr const char* kFilterFields = "document_id, source, file_type, page_number";
 

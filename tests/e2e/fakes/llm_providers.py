@@ -48,7 +48,7 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-OPENAI_KEY = "sk-test"
+OPENAI_KEY = "sk-test"  # also accepted: "sk-test-<anything>" (distinct keys per test)
 ANTHROPIC_KEY = "ak-test"
 WATSONX_APIKEY = "wx-test"
 WATSONX_PROJECT = "proj-1"
@@ -236,7 +236,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(status, {"error": {"message": message, "type": type_, "param": param,
                                                      "code": code}}, headers)
 
-        if self.headers.get("Authorization") != f"Bearer {OPENAI_KEY}":
+        auth = self.headers.get("Authorization") or ""
+        if not (auth == f"Bearer {OPENAI_KEY}" or auth.startswith(f"Bearer {OPENAI_KEY}-")):
             return err(401, "Incorrect API key provided. You can find your API key at "
                             "https://platform.openai.com/account/api-keys.", "invalid_request_error",
                        "invalid_api_key")
