@@ -7,6 +7,10 @@ with MODULO_LLM_* pointing at it, loads a small collection and measures, one req
                retrieval with the result cache off, context assembly, prompt, citations)
   first token  the client's receipt time of the first token event − the time the fake wrote its
                first delta (carried in the delta's text; same machine, same clock)
+  user's own provider   the overhead again when the model is the caller's own (providers as data:
+               the answer profile is resolved from the store on every request)
+  conversation turn     a turn's wall time at the client − its model calls (rewriting and
+               generation): history, both messages stored, retrieval, the HTTP round trip
 
 Usage: python drive.py MODULO_BIN [--requests N]
 """
@@ -96,6 +100,32 @@ def main():
             overhead.append(stages["total"] - stages["generate"])
             generate.append(stages["generate"])
 
+        # The same through the caller's own provider (providers as data: the profile is resolved
+        # from the store on every request) and as conversation turns (history, two stored messages).
+        prov = session.post(url + "/api/users/me/llm-providers", timeout=30,
+                            json={"name": "bench", "base_url": fake_url, "api_key": "sk-bench", "is_default": True}).json()
+        session.post(f"{url}/api/users/me/llm-providers/{prov['id']}/models", timeout=30,
+                     json={"model_id": "bench-user-model", "context_tokens": 8192, "is_default": True})
+        session.post(url + "/api/users/me/llm-parameters", timeout=30,
+                     json={"name": "bench", "max_new_tokens": 256, "is_default": True})
+        user_overhead = []
+        for i in range(args.requests):
+            resp = session.post(url + "/api/search", json=body(QUESTIONS[i % len(QUESTIONS)]), timeout=30).json()
+            assert resp["metadata"]["profile"]["source"] == "user", resp["metadata"]
+            stages = {s["stage"]: s["duration_ms"] for s in resp["metadata"]["stages"]}
+            user_overhead.append(stages["total"] - stages["generate"])
+        conv = session.post(url + "/api/conversations", timeout=30,
+                            json={"collection_id": c["id"], "session_name": "bench", "max_messages": 10}).json()
+        turn_overhead = []
+        for i in range(args.requests):
+            t = time.perf_counter()
+            msg = session.post(f"{url}/api/conversations/{conv['id']}/messages", timeout=30,
+                               json={"content": QUESTIONS[i % len(QUESTIONS)],
+                                     "config_metadata": {"use_cache": False}}).json()
+            elapsed = (time.perf_counter() - t) * 1000
+            stages = {s["stage"]: s["duration_ms"] for s in msg["metadata"]["stages"]}
+            turn_overhead.append(elapsed - stages.get("generate", 0.0) - stages.get("rewrite", 0.0))
+
         first = []
         for i in range(args.requests):
             with session.post(url + "/api/search", json=body(QUESTIONS[i % len(QUESTIONS)], stream=True),
@@ -116,9 +146,11 @@ def main():
               f"{args.requests} requests per case, one at a time, result cache off")
         print(f"{'case':<38} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
         for name, vals in (("overhead (total - generate)", overhead), ("generate (fake, zero delay)", generate),
-                           ("client wall time", wall), ("first token: fake write -> client", first)):
+                           ("client wall time", wall), ("first token: fake write -> client", first),
+                           ("overhead, the user's own provider", user_overhead),
+                           ("conversation turn: wall - model calls", turn_overhead)):
             print(f"{name:<38} {pct(vals, 50):8.2f} {pct(vals, 90):8.2f} {pct(vals, 99):8.2f}")
-        print(f"bars: overhead p50 <= 10 ms: {'ok' if pct(overhead, 50) <= 10 else 'MISSED'}; "
+        print(f"bars: overhead p50 <= 10 ms: {'ok' if max(pct(overhead, 50), pct(user_overhead, 50)) <= 10 else 'MISSED'}; "
               f"first token p50 <= 5 ms: {'ok' if first and pct(first, 50) <= 5 else 'MISSED'}")
     finally:
         server.terminate()
