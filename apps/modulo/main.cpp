@@ -814,8 +814,10 @@ int Serve(const Settings& settings) {
   // A collection whose files are all done gets its suggested questions (by the server's language
   // model when there is one) unless it has some.
   generate::LlmProvider* server_model = (*answers)->service->server_profile()->provider.get();
-  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync, server_model](const std::string& id) {
-    boost::asio::post(blocking_pool.executor(), [&b, sync, id, server_model] {
+  generate::AnswerService& answers_service = *(*answers)->service;
+  b.on_collection_changed = [&blocking_pool, &b, sync = retrieval->sync, server_model,
+                             &answers_service](const std::string& id) {
+    boost::asio::post(blocking_pool.executor(), [&b, sync, id, server_model, &answers_service] {
       auto state = b.metadata->GetCollectionState(id);
       if (!state) return;
       if (auto st = sync->EnsureCurrent(*state); !st) {
@@ -824,7 +826,14 @@ int Serve(const Settings& settings) {
       if (state->status != store::CollectionStatus::kCompleted) return;
       auto existing = b.conversations->ListSuggestedQuestions(id);
       if (!existing || !existing->empty()) return;
-      if (auto made = api::GenerateSuggestedQuestions(*b.metadata, *b.conversations, id, server_model); !made) {
+      // The server's model spends the tokens; they count for the collection's owner.
+      auto owner_spent = [&answers_service, owner = state->owner_id, server_model](const generate::TokenUsage& u) {
+        generate::AnswerRequest who;
+        who.user_id = owner;
+        answers_service.Record(who, *server_model, u);
+      };
+      if (auto made = api::GenerateSuggestedQuestions(*b.metadata, *b.conversations, id, server_model, owner_spent);
+          !made) {
         log::Warn("suggested questions failed", {{"collection_id", id}, {"error", made.error().message()}});
       }
     });

@@ -114,6 +114,16 @@ def test_a_streamed_turn_and_a_generated_one(start_server, fake_llm):
     second = say(server, s["id"], "and what about pumice?")
     assert second["metadata"]["conversation_aware"] is True
     assert len(api(server, "GET", f"/api/conversations/{s['id']}/messages").json()) == 4
+    # Every model call counts against the user's tokens, names and suggestions included.
+    def used():
+        return api(server, "GET", "/api/users/me/usage").json()["llm_tokens_today"]["usage"]
+    before = used()
+    named = api(server, "POST", f"/api/conversations/{s['id']}/generate-name").json()
+    assert named["name_method"] == "llm" and named["session_name"].startswith("Echo")
+    after_name = used()
+    assert after_name > before
+    assert api(server, "GET", f"/api/conversations/{s['id']}/suggestions").status_code == 200
+    assert used() > after_name
     # A model failure is stored as an error message when the answer cannot fall back.
     r = api(server, "POST", f"/api/conversations/{s['id']}/messages",
             json={"content": "volcano [[ratelimit_always:conv]]", "answer_mode": "generated"})

@@ -167,6 +167,15 @@ asio::awaitable<Result<SessionModel>> SessionWithModel(ConversationServices& svc
   co_return out;
 }
 
+// Accounts a model's tokens spent for `user_id` outside an answer (names, suggestions, summaries).
+void Spent(ConversationServices& svc, const std::string& user_id, generate::LlmProvider* model,
+           const generate::TokenUsage& usage) {
+  if (model == nullptr || svc.answers.answers == nullptr) return;
+  generate::AnswerRequest who;
+  who.user_id = user_id;
+  svc.answers.answers->Record(who, *model, usage);
+}
+
 json QuestionsJson(const std::vector<store::SuggestedQuestion>& list) {
   json arr = json::array();
   for (const auto& q : list) {
@@ -241,10 +250,9 @@ Response Reply(Result<json> r, http::beast_http::status ok = http::beast_http::s
 
 }  // namespace
 
-Result<std::vector<std::string>> GenerateSuggestedQuestions(store::MetadataStore& store,
-                                                            store::ConversationStore& conversations,
-                                                            const std::string& collection_id,
-                                                            generate::LlmProvider* provider, std::size_t n) {
+Result<std::vector<std::string>> GenerateSuggestedQuestions(
+    store::MetadataStore& store, store::ConversationStore& conversations, const std::string& collection_id,
+    generate::LlmProvider* provider, const std::function<void(const generate::TokenUsage&)>& spent, std::size_t n) {
   auto state = store.GetCollectionState(collection_id);
   if (!state) return Fail(state.error());
   auto files = store.ListFiles(collection_id);
@@ -261,6 +269,7 @@ Result<std::vector<std::string>> GenerateSuggestedQuestions(store::MetadataStore
   std::vector<std::string_view> views(texts.begin(), texts.end());
   generate::QuestionSuggester suggester(provider);
   auto result = suggester.Suggest(views, n);
+  if (provider != nullptr && spent) spent(result.usage);
   if (auto st = conversations.ReplaceSuggestedQuestions(collection_id, result.questions); !st) return Fail(st.error());
   return result.questions;
 }
@@ -646,7 +655,9 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
         auto* session = &sm->session;
         generate::LlmProvider* provider = sm->model.get();
         co_return Reply(co_await RunOn(app.blocking_pool, [&]() -> Result<json> {
-          auto latest = svc.service.Summarize(*session, provider, strategy == "full_conversation");
+          generate::AnswerRequest who;
+          who.user_id = session->user_id;
+          auto latest = svc.service.Summarize(*session, provider, strategy == "full_conversation", &who);
           if (!latest) return Fail(latest.error());
           if (!*latest) return json{{"session_id", session->id}, {"summary", nullptr}};
           return generate::SummaryJson(**latest);
@@ -735,6 +746,7 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
           std::vector<std::string_view> views(texts.begin(), texts.end());
           generate::QuestionSuggester suggester(provider);
           auto r = suggester.Suggest(views, n);
+          Spent(svc, session->user_id, provider, r.usage);
           json out = {{"suggestions", r.questions},
                       {"suggestion_types", json::array()},
                       {"reasoning", "follow-ups drawn from the sources of the last answer (" + r.method + ")"},
@@ -768,6 +780,7 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
                 {{"system", "You name chat conversations. Reply with a title of at most six words, no quotes."},
                  {"user", "Questions asked so far:\n" + questions + "\nTitle:"}},
                 generate::GenerationParams{.max_new_tokens = 24, .temperature = 0.2});
+            if (gen) Spent(svc, session->user_id, provider, gen->usage);
             if (gen) {
               name = std::string(generate::TrimText(gen->text));
               name = name.substr(0, name.find('\n'));
@@ -826,8 +839,11 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
         generate::LlmProvider* provider = profile ? profile->provider.get() : nullptr;
         co_return Reply(co_await RunOn(app.blocking_pool,
                                        [&]() -> Result<json> {
-                                         auto made =
-                                             GenerateSuggestedQuestions(svc.answers.store, store, cid, provider);
+                                         auto made = GenerateSuggestedQuestions(
+                                             svc.answers.store, store, cid, provider,
+                                             [&](const generate::TokenUsage& u) {
+                                               Spent(svc, p != nullptr ? p->user_id : "", provider, u);
+                                             });
                                          if (!made) return Fail(made.error());
                                          auto list = store.ListSuggestedQuestions(cid);
                                          if (!list) return Fail(list.error());

@@ -41,11 +41,10 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
 
 // Suggested questions for a collection from a sample of its passages (the first chunk of up to
 // ten completed files), by `provider` when given, else by rules; stored in place of the old ones.
-// Blocking.
-[[nodiscard]] Result<std::vector<std::string>> GenerateSuggestedQuestions(store::MetadataStore& store,
-                                                                          store::ConversationStore& conversations,
-                                                                          const std::string& collection_id,
-                                                                          generate::LlmProvider* provider,
-                                                                          std::size_t n = 5);
+// `spent` receives the model's token usage (for accounting). Blocking.
+[[nodiscard]] Result<std::vector<std::string>> GenerateSuggestedQuestions(
+    store::MetadataStore& store, store::ConversationStore& conversations, const std::string& collection_id,
+    generate::LlmProvider* provider, const std::function<void(const generate::TokenUsage&)>& spent = {},
+    std::size_t n = 5);
 
 }  // namespace modulo::api

@@ -196,15 +196,17 @@ Result<CarriedHistory> ConversationService::History(const store::ConversationSes
 }
 
 Result<std::optional<store::ConversationSummary>> ConversationService::Summarize(
-    const store::ConversationSession& session, LlmProvider* provider, bool everything, const CancelToken* cancel) {
+    const store::ConversationSession& session, LlmProvider* provider, bool everything, const AnswerRequest* accounting,
+    const CancelToken* cancel) {
   if (!everything) {
-    auto carried = History(session, provider, nullptr, cancel);
+    auto carried = History(session, provider, accounting, cancel);
     if (!carried) return Fail(carried.error());
   } else {
     auto u = LoadUncovered(deps_.store, session.id, 0);
     if (!u) return Fail(u.error());
     if (u->messages.size() >= 2) {
       SummaryResult s = context_.Summarize(provider, u->summary ? u->summary->summary_text : "", u->messages, cancel);
+      if (accounting != nullptr && provider != nullptr) deps_.answers.Record(*accounting, *provider, s.usage);
       if (s.method != "none" && !s.text.empty()) {
         store::ConversationSummary summary;
         summary.session_id = session.id;

@@ -67,10 +67,12 @@ class ConversationService {
       store::ConversationSession session, AnswerRequest request,
       std::shared_ptr<const AnswerObserver> observer = nullptr, std::shared_ptr<const CancelToken> cancel = nullptr);
 
-  // Folds what no longer fits the window into a new summary now (POST …/summaries). NotFound
-  // when there is nothing to summarise is not an error: the latest summary (or none) is returned.
+  // Folds what no longer fits the window (`everything`: every message no summary covers yet) into
+  // a new summary now (POST …/summaries). Nothing to summarise is not an error: the latest summary
+  // (or none) is returned. `accounting`: whose tokens the model's calls are (null: not accounted).
   [[nodiscard]] Result<std::optional<store::ConversationSummary>> Summarize(const store::ConversationSession& session,
                                                                             LlmProvider* provider, bool everything,
+                                                                            const AnswerRequest* accounting = nullptr,
                                                                             const CancelToken* cancel = nullptr);
 
   // The history a turn of `session` carries now (blocking), and a summary made first when turns
