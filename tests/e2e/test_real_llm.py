@@ -246,6 +246,38 @@ def test_a_client_that_disconnects_mid_stream(served, llama):
     assert r.json()["metadata"]["answer_type"] == "generated"
 
 
+def test_openai_sdk_and_a_conversation_with_the_real_model(served, llama):
+    """The OpenAI-compatible RAG endpoint through the official SDK, and a two-turn conversation
+    whose follow-up carries the first turn, both answered by the real model."""
+    import openai
+
+    server, cid = served
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=180)
+    out = client.chat.completions.create(model="facts", max_tokens=MAX_NEW_TOKENS,
+                                         messages=[{"role": "user", "content": QUESTION}])
+    assert out.choices[0].message.content.strip(), out
+    assert out.system_fingerprint == "modulo-rag"
+    assert out.usage.completion_tokens > 0 and out.model_extra["sources"]
+    chunks = list(client.chat.completions.create(model=cid, stream=True, max_tokens=MAX_NEW_TOKENS,
+                                                 messages=[{"role": "user", "content": QUESTION}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+    assert [c for c in chunks if c.choices and c.choices[0].finish_reason][0].model_extra["sources"]
+
+    s = requests.post(server.url + "/api/conversations", timeout=30,
+                      json={"collection_id": cid, "session_name": "real"}).json()
+    first = requests.post(f"{server.url}/api/conversations/{s['id']}/messages", timeout=300,
+                          json={"content": "What colour is the Kestrel Point lighthouse?"})
+    assert first.status_code == 200, first.text
+    second = requests.post(f"{server.url}/api/conversations/{s['id']}/messages", timeout=300,
+                           json={"content": "Who painted it?"})
+    assert second.status_code == 200, second.text
+    body = second.json()
+    assert body["content"].strip() and body["metadata"]["conversation_aware"] is True
+    assert body["metadata"]["answer_type"] in ("generated", "extractive")
+    assert body["rewritten_query"]  # what was searched: by the model, or its rules fallback
+    assert len(requests.get(f"{server.url}/api/conversations/{s['id']}/messages", timeout=30).json()) == 4
+
+
 def test_a_model_server_killed_mid_call(start_server, tmp_path):
     llama = LlamaServer(tmp_path / "llama-killed")
     try:
