@@ -584,6 +584,7 @@ class Cluster:
                 "MILVUS_SHARDS_NUM": "2",
                 "MODULO_TRUSTED_PROXIES": "127.0.0.1",
                 "MODULO_TASK_RETRY_BASE_SECONDS": "1",
+                "MODULO_SECRET_KEY": os.urandom(32).hex(),  # one server key: providers' API keys open anywhere
                 **self.extra_env,
             }
             self.migrate()

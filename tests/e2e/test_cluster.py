@@ -307,6 +307,27 @@ def test_calm_path_through_nginx_uses_the_shared_engines(cluster):
     created = [e for e in audit if e["action"] == "collection.create" and e["resource"] == f"collection:{cid}"]
     assert created and created[0]["remote_address"] == "203.0.113.7", created
 
+    # Providers as data and conversations live in PostgreSQL: a provider's key sealed by one server
+    # opens on every other (the model's address is closed, so the failure is the connection, never
+    # the key), and one conversation continues from server to server with gap-free numbering.
+    first = cluster.servers[0].url
+    prov = requests.post(first + "/api/users/me/llm-providers", timeout=30,
+                         json={"name": "closed", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-cluster",
+                               "is_default": True, "max_retries": 0}).json()
+    assert requests.post(f"{first}/api/users/me/llm-providers/{prov['id']}/models", timeout=30,
+                         json={"model_id": "m", "timeout": 2, "max_retries": 0}).status_code == 201
+    session = requests.post(first + "/api/conversations", timeout=30,
+                            json={"collection_id": cid, "session_name": "across"}).json()
+    for s in cluster.servers:
+        body = search(s.url, cid, "How does a volcano erupt?").json()
+        assert body["metadata"]["generation_error"]["code"] == "unavailable", body["metadata"]
+        turn = requests.post(f"{s.url}/api/conversations/{session['id']}/messages", timeout=60,
+                             json={"content": "and what about lava?"})
+        assert turn.status_code == 200, turn.text
+    seqs = [m["seq"] for m in requests.get(f"{url}/api/conversations/{session['id']}/messages", timeout=30).json()]
+    assert seqs == list(range(1, 2 * len(cluster.servers) + 1)), seqs
+    assert requests.delete(f"{first}/api/users/me/llm-providers/{prov['id']}", timeout=30).status_code == 204
+
     # nginx spread the requests over every server.
     counts = cluster.nginx.upstream_counts()
     used = {f"127.0.0.1:{s.port}" for s in cluster.servers if counts.get(f"127.0.0.1:{s.port}", 0) > 0}
