@@ -278,3 +278,13 @@ def test_reranking_reorders_and_cuts_the_passages(llm_server):
     r = ask(server, cid, "how does a spacecraft change orbits?",
             config_metadata={"top_k_rerank": 2, "disable_rerank": True, "top_k": 3})
     assert len(r.json()["query_results"]) == 3
+
+
+def test_a_chain_of_thought_never_starves_the_searches_it_waits_for(start_server, fake_llm):
+    # With one blocking thread a chain of thought (which holds one while its steps search) could
+    # never finish: the question is answered in one pass instead, and says so.
+    server = start_server(env=llm_env(fake_llm, MODULO_BLOCKING_THREADS="1"))
+    cid, _ = loaded(server)
+    r = ask(server, cid, "Compare volcano eruptions and sourdough proofing", config_metadata={"cot_enabled": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["metadata"]["answer_type"] == "generated" and "busy" in r.json()["metadata"]["cot_skipped"]

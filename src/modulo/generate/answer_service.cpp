@@ -460,8 +460,20 @@ boost::asio::awaitable<Result<json>> AnswerService::Answer(AnswerRequest request
   const std::optional<bool> cot_flag = CotFlag(request.query.config);
   const bool cot = !request.query.retrieval_only && request.mode != AnswerMode::kExtractive &&
                    (cot_flag == true || (model != nullptr && cot_flag != false && ShouldUseCot(q.question)));
+  // A chain of thought holds a blocking-pool thread while its steps' searches need others: at
+  // most half the pool runs one at a time, so searches always find a thread (no deadlock); past
+  // that, the question is answered in one pass and metadata.cot_skipped says why.
+  bool cot_slot = false;
   if (cot) {
+    const int limit = static_cast<int>(deps_.blocking_pool.size() / 2);
+    int running = steps_running_.load();
+    while (running < limit && !steps_running_.compare_exchange_weak(running, running + 1)) {
+    }
+    cot_slot = running < limit;
+  }
+  if (cot && cot_slot) {
     auto result = co_await AnswerInSteps(std::move(request), q, model, observer, cancel);
+    steps_running_.fetch_sub(1);
     if (result && (*result)["metadata"].is_object()) {
       json& stages = (*result)["metadata"]["stages"];
       for (auto& s : pre_stages) stages.insert(stages.begin(), s);
@@ -477,6 +489,7 @@ boost::asio::awaitable<Result<json>> AnswerService::Answer(AnswerRequest request
     Result<json> failed = Fail(retrieval.error());
     co_return failed;
   }
+  if (cot) (*retrieval)["metadata"]["cot_skipped"] = "busy: too many chains of thought in progress";
   if (!rewrite_meta.is_null()) {
     (*retrieval)["metadata"]["rewrite"] = rewrite_meta;
     json& stages = (*retrieval)["metadata"]["stages"];

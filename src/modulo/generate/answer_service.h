@@ -64,6 +64,7 @@
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
 #include <boost/asio/awaitable.hpp>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -247,6 +248,7 @@ class AnswerService {
   AnswerOptions options_;
   std::shared_ptr<const AnswerProfile> server_;
   index::Analyzer analyzer_;  // for the extractive fallback
+  std::atomic<int> steps_running_{0};  // chains of thought holding a blocking-pool thread
   metrics::CounterFamily* tokens_used_ = nullptr;
   metrics::CounterFamily* llm_requests_ = nullptr;
 };
