@@ -272,6 +272,20 @@ def test_calm_path_through_nginx_uses_the_shared_engines(cluster):
                if not watcher.count(a["task_id"], "processing") or not watcher.count(a["task_id"], "completed")]
     assert not missing, f"no processing/completed event on /ws for {missing}"
 
+    # Shared indexes are caught up by the worker that finished a job, a moment after its file shows
+    # completed (docs/architecture.md): searches in that moment read the index as it is, say so
+    # (metadata.index_catching_up) and are not cached. Every server must see every file soon.
+    started = time.monotonic()
+    for s in cluster.servers:
+        while True:
+            body = search(s.url, cid, "how does a spacecraft change orbits?").json()
+            top = body["query_results"][0]["chunk"]["metadata"]["source"] if body["query_results"] else None
+            if top == "orbit.md" and not body["metadata"].get("index_catching_up"):
+                break
+            assert time.monotonic() - started < 60, f"server {s.url} still searches a stale index: {body['metadata']}"
+            time.sleep(0.2)
+    print(f"indexes current on every server {time.monotonic() - started:.1f} s after the last file completed")
+
     # Answers.
     for question, (source, phrase) in QUESTIONS.items():
         r = search(url, cid, question)

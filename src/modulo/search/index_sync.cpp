@@ -27,7 +27,7 @@ Status IndexSync::Drop(const index::IndexKey& key) {
   return {};
 }
 
-Status IndexSync::EnsureCurrent(const store::Collection& state) {
+Status IndexSync::EnsureCurrent(const store::Collection& state, bool* current) {
   std::shared_ptr<Entry> e;
   {
     std::lock_guard lock(mu_);
@@ -35,17 +35,23 @@ Status IndexSync::EnsureCurrent(const store::Collection& state) {
     if (!slot) slot = std::make_shared<Entry>();
     e = slot;
   }
-  const auto seen = e->version.load(std::memory_order_acquire);
+  Status st = Refresh(*e, state);
+  if (current != nullptr) *current = st && e->version.load(std::memory_order_acquire) >= state.version;
+  return st;
+}
+
+Status IndexSync::Refresh(Entry& e, const store::Collection& state) {
+  const auto seen = e.version.load(std::memory_order_acquire);
   if (seen >= state.version) return {};
-  std::unique_lock lock(e->mu, std::defer_lock);
+  std::unique_lock lock(e.mu, std::defer_lock);
   if (seen > 0) {
     // Caught up before: when someone else is catching up now, read what is there.
     if (!lock.try_lock()) return {};
   } else {
     lock.lock();
   }
-  if (e->version.load(std::memory_order_acquire) >= state.version) return {};
-  return CatchUp(*e, state);
+  if (e.version.load(std::memory_order_acquire) >= state.version) return {};
+  return CatchUp(e, state);
 }
 
 Status IndexSync::CatchUp(Entry& e, const store::Collection& state) {

@@ -58,7 +58,10 @@ class IndexSync {
 
   // Brings the indexes of `state`'s live generation up to at least `state.version` (a collection
   // read from the store just before). Drops indexes of generations that are no longer live.
-  [[nodiscard]] Status EnsureCurrent(const store::Collection& state);
+  // When another thread (or, for shared indexes, another process) is catching up at that moment,
+  // returns at once and the indexes are read as they are: `current` (when given) then says false,
+  // so that a caller does not keep what it read as the collection's state at this version.
+  [[nodiscard]] Status EnsureCurrent(const store::Collection& state, bool* current = nullptr);
 
   // Drops every index of a deleted collection (`deleted`: its state read before the deletion).
   void DropCollection(const store::Collection& deleted);
@@ -81,6 +84,7 @@ class IndexSync {
     std::int64_t last_removal_seq = 0;       // guarded by mu
   };
 
+  Status Refresh(Entry& e, const store::Collection& state);
   Status CatchUp(Entry& e, const store::Collection& state);
   Status CatchUpShared(Entry& e, const store::Collection& state);
   // Replays additions past *last_chunk_id and removals past *last_removal_seq into the indexes of

@@ -118,6 +118,7 @@ struct SearchService::Plan {
   bool use_keywords = false;
   std::string cache_key;
   std::optional<std::string> cached;  // a cached response, serialised with placeholders
+  bool index_current = true;          // false: another thread or process was catching the indexes up
   std::vector<index::Hit> keyword_hits;
   json stages = json::array();
 
@@ -298,7 +299,7 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
   }
 
   t = Clock::now();
-  if (auto st = deps_.sync.EnsureCurrent(p.state); !st) return Fail(st.error());
+  if (auto st = deps_.sync.EnsureCurrent(p.state, &p.index_current); !st) return Fail(st.error());
   p.Stage("sync", MsSince(t));
 
   if (p.use_keywords && !p.matches_nothing) {
@@ -461,8 +462,11 @@ Result<json> SearchService::Finish(Plan& p, const std::vector<float>* query_vect
   if (!p.use_vectors && p.settings.retriever == Retriever::kHybrid) {
     out["metadata"]["note"] = "no embedder is configured: hybrid retrieval ran keyword search only";
   }
-  if (!p.cache_key.empty() && p.state.status != store::CollectionStatus::kProcessing) {
+  if (!p.index_current) out["metadata"]["index_catching_up"] = true;
+  if (!p.cache_key.empty() && p.state.status != store::CollectionStatus::kProcessing && p.index_current) {
     // Results of a collection still being processed change with every file: not worth keeping.
+    // Nor are results read from indexes someone else was still catching up: they are older than
+    // the version they would be kept under.
     // Kept serialised, with placeholders for what differs per request (the time taken and the
     // stages), so a hit is answered by splicing two values into the text, not by parsing it.
     json cached = out;

@@ -146,10 +146,13 @@ TEST_F(SharedIndexSyncTest, ALeaseHolderExcludesOthersAndADeadHoldersLeaseExpire
   // A process took the lease and died without releasing it.
   auto held = checkpoints_->Acquire(collection_, "dead-process", 1500ms);
   ASSERT_TRUE(held && *held);
-  ASSERT_TRUE(syncs_[0]->EnsureCurrent(State()));  // does not wait: reads the index as it is
+  bool current = true;
+  ASSERT_TRUE(syncs_[0]->EnsureCurrent(State(), &current));  // does not wait: reads the index as it is
+  EXPECT_FALSE(current) << "a search reading behind another process's replay must know (not cache it)";
   EXPECT_EQ(counters_[0]->upserted.load(), 0u);
   std::this_thread::sleep_for(1700ms);
-  ASSERT_TRUE(syncs_[0]->EnsureCurrent(State()));  // the lease expired: it replays
+  ASSERT_TRUE(syncs_[0]->EnsureCurrent(State(), &current));  // the lease expired: it replays
+  EXPECT_TRUE(current);
   EXPECT_EQ(counters_[0]->upserted.load(), 3u);
   // The dead holder cannot save over the new one's position.
   auto lost = checkpoints_->Save(collection_, "dead-process", SyncPosition{1, 1, 0, 0}, 1s);
