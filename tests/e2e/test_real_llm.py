@@ -24,6 +24,7 @@ import requests
 
 from conftest import ROOT, Server
 from ingest_util import create_collection, upload, wait_files_done
+from test_answers import ask as answers_ask, events  # noqa: F401  (events: SSE parsing)
 
 pytestmark = pytest.mark.long
 
@@ -101,25 +102,7 @@ def load(server):
 
 
 def ask(server, cid, question, stream=False, timeout=180, **top):
-    body = {"question": question, "collection_id": cid, **top}
-    if stream:
-        body["stream"] = True
-    return requests.post(server.url + "/api/search", json=body, timeout=timeout, stream=stream)
-
-
-def events(resp):
-    """Parses an SSE response into [(event, data as JSON)]."""
-    out, name, data = [], None, []
-    for raw in resp.iter_lines(decode_unicode=True):
-        if raw == "":
-            if name is not None:
-                out.append((name, json.loads("\n".join(data))))
-            name, data = None, []
-        elif raw.startswith("event: "):
-            name = raw[7:]
-        elif raw.startswith("data: "):
-            data.append(raw[6:])
-    return out
+    return answers_ask(server, cid, question, stream=stream, timeout=timeout, **top)
 
 
 def tokens_used(server, model) -> int:

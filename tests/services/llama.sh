@@ -207,30 +207,16 @@ answers() {  # answers URL: the server lists its model
   curl -s -f -m 3 "$1/models" 2>/dev/null | grep -q "\"$MODEL_ALIAS\""
 }
 
-alive() {  # alive: the recorded process group still has a process
-  [[ -f "$pidfile" ]] && kill -0 -- "-$(cat "$pidfile")" 2>/dev/null
-}
+# shellcheck source=tests/services/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # alive, stop_group, running_url
 
 stop_server() {
-  if alive; then
-    local pgid
-    pgid="$(cat "$pidfile")"
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for _ in $(seq 1 25); do
-      alive || break
-      sleep 0.2
-    done
-    if alive; then kill -KILL -- "-$pgid" 2>/dev/null || true; sleep 0.5; fi
-  fi
-  rm -f "$pidfile" "$urlfile"
+  stop_group 25
 }
 
 case "$cmd" in
   start)
-    if alive && [[ -f "$urlfile" ]] && answers "$(cat "$urlfile")"; then
-      cat "$urlfile"
-      exit 0
-    fi
+    running_url && exit 0
     stop_server  # a dead or half-started one
     py="${LLAMA_PYTHON:-$VENV/bin/python}"
     if ! "$py" -c "import llama_cpp.server" 2>/dev/null; then
@@ -276,11 +262,7 @@ ENV
     stop_server
     ;;
   status)
-    if alive && [[ -f "$urlfile" ]] && answers "$(cat "$urlfile")"; then
-      cat "$urlfile"
-      exit 0
-    fi
-    exit 1
+    running_url || exit 1
     ;;
   *)
     usage

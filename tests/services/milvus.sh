@@ -35,9 +35,8 @@ answers() {  # answers URL: the REST API lists collections
   curl -s -m 3 "$1/v1/vector/collections" 2>/dev/null | grep -q '"code":200'
 }
 
-alive() {  # alive: the recorded process group still has a process
-  [[ -f "$pidfile" ]] && kill -0 -- "-$(cat "$pidfile")" 2>/dev/null
-}
+# shellcheck source=tests/services/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # alive, stop_group, running_url
 
 has_milvus() {  # has_milvus: the group holds the milvus binary itself (milvus-server's child)
   ps -o args= -g "$(cat "$pidfile")" 2>/dev/null | grep -q "milvus run standalone"
@@ -54,25 +53,12 @@ find_server() {
 }
 
 stop_server() {
-  if alive; then
-    local pgid
-    pgid="$(cat "$pidfile")"
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      alive || break
-      sleep 0.2
-    done
-    if alive; then kill -KILL -- "-$pgid" 2>/dev/null || true; sleep 0.5; fi
-  fi
-  rm -f "$pidfile" "$urlfile"
+  stop_group 50
 }
 
 case "$cmd" in
   start)
-    if alive && [[ -f "$urlfile" ]] && answers "$(cat "$urlfile")"; then
-      cat "$urlfile"
-      exit 0
-    fi
+    running_url && exit 0
     stop_server  # a dead or half-started one
     server="$(find_server)"
     if [[ -z "$server" ]]; then
@@ -129,11 +115,7 @@ MSG
     stop_server
     ;;
   status)
-    if alive && [[ -f "$urlfile" ]] && answers "$(cat "$urlfile")"; then
-      cat "$urlfile"
-      exit 0
-    fi
-    exit 1
+    running_url || exit 1
     ;;
   *)
     usage

@@ -121,26 +121,16 @@ answers() {  # answers URL: the S3 gateway answers (403 without credentials, as 
   [[ "$code" == 403 || "$code" == 200 ]]
 }
 
-alive() {  # alive: the recorded process group still has a process
-  [[ -f "$pidfile" ]] && kill -0 -- "-$(cat "$pidfile")" 2>/dev/null
-}
+# shellcheck source=tests/services/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # alive, stop_group, running_url
 
 stop_server() {
-  if alive; then
-    local pgid
-    pgid="$(cat "$pidfile")"
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for _ in $(seq 1 25); do
-      alive || break
-      sleep 0.2
-    done
-    if alive; then kill -KILL -- "-$pgid" 2>/dev/null || true; sleep 0.5; fi
-  fi
+  stop_group 25
   # SeaweedFS keeps its gRPC sockets in /tmp, and leaves them when it is killed.
   if [[ -f "$dir/s3.ports" ]]; then
     for p in $(cat "$dir/s3.ports"); do rm -f /tmp/seaweedfs-*-"$p".sock; done
   fi
-  rm -f "$pidfile" "$urlfile" "$dir/s3.ports"
+  rm -f "$dir/s3.ports"
 }
 
 # Prints N free TCP ports on 127.0.0.1 whose port + 10000 is free too (SeaweedFS's gRPC ports).
@@ -168,10 +158,7 @@ PY
 
 case "$cmd" in
   start)
-    if alive && [[ -f "$urlfile" ]] && answers "$(cat "$urlfile")"; then
-      cat "$urlfile"
-      exit 0
-    fi
+    running_url && exit 0
     stop_server  # a dead or half-started one
     weed="$(weed_binary)"
     read -r s3_port master_port volume_port filer_port < <(free_ports 4)
@@ -244,11 +231,7 @@ ENV
     stop_server
     ;;
   status)
-    if alive && [[ -f "$urlfile" ]] && answers "$(cat "$urlfile")"; then
-      cat "$urlfile"
-      exit 0
-    fi
-    exit 1
+    running_url || exit 1
     ;;
   *)
     usage

@@ -594,13 +594,10 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
           auto s = SessionFor(store, req, req.PathParam("session_id"));
           if (!s) return Fail(s.error());
           Data d{std::move(*s), {}, {}};
-          std::int64_t after = 0;
-          while (true) {
-            auto page = store.ListMessages(d.session.id, after, 1000);
-            if (!page) return Fail(page.error());
-            for (auto& m : *page) d.messages.push_back(std::move(m));
-            if (page->size() < 1000) break;
-            after = d.messages.back().seq;
+          if (auto st = store::ForEachMessage(
+                  store, d.session.id, 0, [&](store::ConversationMessage&& m) { d.messages.push_back(std::move(m)); });
+              !st) {
+            return Fail(st.error());
           }
           auto summaries = store.ListSummaries(d.session.id);
           if (!summaries) return Fail(summaries.error());
@@ -670,23 +667,18 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
           auto s = SessionFor(store, req, req.PathParam("session_id"));
           if (!s) return Fail(s.error());
           std::int64_t users = 0, assistants = 0, prompt = 0, completion = 0, cot = 0, aware = 0, errors = 0;
-          std::int64_t after = 0, last = s->created_at_ms;
-          while (true) {
-            auto page = store.ListMessages(s->id, after, 1000);
-            if (!page) return Fail(page.error());
-            for (const auto& m : *page) {
-              (m.role == "user" ? users : assistants) += 1;
-              prompt += m.prompt_tokens;
-              completion += m.completion_tokens;
-              if (m.message_type == "error") ++errors;
-              const json meta = json::parse(m.metadata, nullptr, false);
-              if (meta.is_object() && meta.value("cot_used", false)) ++cot;
-              if (meta.is_object() && meta.value("conversation_aware", false)) ++aware;
-              last = std::max(last, m.created_at_ms);
-              after = m.seq;
-            }
-            if (page->size() < 1000) break;
-          }
+          std::int64_t last = s->created_at_ms;
+          auto st = store::ForEachMessage(store, s->id, 0, [&](store::ConversationMessage&& m) {
+            (m.role == "user" ? users : assistants) += 1;
+            prompt += m.prompt_tokens;
+            completion += m.completion_tokens;
+            if (m.message_type == "error") ++errors;
+            const json meta = json::parse(m.metadata, nullptr, false);
+            if (meta.is_object() && meta.value("cot_used", false)) ++cot;
+            if (meta.is_object() && meta.value("conversation_aware", false)) ++aware;
+            last = std::max(last, m.created_at_ms);
+          });
+          if (!st) return Fail(st.error());
           return json{{"session_id", s->id},
                       {"message_count", users + assistants},
                       {"user_messages", users},

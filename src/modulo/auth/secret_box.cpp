@@ -27,6 +27,17 @@ struct CtxFree {
 };
 using Ctx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
+std::string Hex(const unsigned char* bytes, std::size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    hex += kDigits[bytes[i] >> 4];
+    hex += kDigits[bytes[i] & 15];
+  }
+  return hex;
+}
+
 const unsigned char* U(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
@@ -90,20 +101,12 @@ Result<SecretBox> SecretBox::Load(std::string_view configured, const std::filesy
   if (!std::filesystem::exists(path, ec)) {
     unsigned char raw[kKeyBytes];
     if (RAND_bytes(raw, sizeof raw) != 1) return Fail(Error::Internal("no random bytes for the server key"));
-    static const char* kDigits = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : raw) {
-      hex += kDigits[c >> 4];
-      hex += kDigits[c & 15];
-    }
-    hex += '\n';
+    const std::string hex = Hex(raw, sizeof raw) + "\n";
     // Written to a private temporary file, synced, then linked into place: a crash leaves either no
     // key or the whole key, and two servers starting at once agree on the first one linked.
     unsigned char tag[8];
     if (RAND_bytes(tag, sizeof tag) != 1) return Fail(Error::Internal("no random bytes"));
-    std::string suffix;
-    for (unsigned char c : tag) suffix += kDigits[c & 15];
-    const auto tmp = data_dir / ("secret.key.tmp." + suffix);
+    const auto tmp = data_dir / ("secret.key.tmp." + Hex(tag, sizeof tag));
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return Fail(Error::Unavailable("cannot create " + tmp.string() + ": " + std::strerror(errno)));
     const bool ok = ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size()) && ::fsync(fd) == 0;
@@ -188,13 +191,7 @@ Result<std::string> SecretBox::Open(std::string_view sealed, std::string_view co
 }
 
 std::string SecretBox::KeyId() const {
-  static const char* kDigits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : key_id_) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 15];
-  }
-  return hex;
+  return Hex(key_id_.data(), key_id_.size());
 }
 
 }  // namespace modulo::auth

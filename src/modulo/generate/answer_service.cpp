@@ -23,7 +23,9 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double MsSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double MsSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 std::string Today() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -113,6 +115,20 @@ json StringOr(const json& obj, const char* key, json fallback) {
   return fallback;
 }
 
+// The text of each query_results entry (empty when it has none), as views into `results`.
+std::vector<std::string_view> PassageTexts(const json& results) {
+  std::vector<std::string_view> out;
+  if (!results.is_array()) return out;
+  for (const auto& r : results) {
+    std::string_view text;
+    if (auto c = r.find("chunk"); c != r.end() && c->is_object()) {
+      if (auto t = c->find("text"); t != c->end() && t->is_string()) text = t->get_ref<const std::string&>();
+    }
+    out.push_back(text);
+  }
+  return out;
+}
+
 // The metadata.citations entries of [n] numbers (1-based positions in query_results).
 json CitationsOf(const json& results, const std::vector<std::size_t>& numbers) {
   json citations = json::array();
@@ -140,10 +156,11 @@ bool LooksLikeContextOverflow(const Error& e) {
   return false;
 }
 
-
 }  // namespace
 
-std::size_t EstimateTokens(std::string_view text) noexcept { return (text.size() + 3) / 4; }
+std::size_t EstimateTokens(std::string_view text) noexcept {
+  return (text.size() + 3) / 4;
+}
 
 std::string_view AnswerModeName(AnswerMode mode) noexcept {
   switch (mode) {
@@ -215,7 +232,8 @@ AssembledContext AssembleContext(const json& query_results, std::size_t budget, 
     }
     const json meta = StringOr(chunk, "metadata", json::object());
     std::string label = "[" + std::to_string(i + 1) + "]";
-    if (const json source = StringOr(meta, "source", ""); source.is_string() && !source.get_ref<const std::string&>().empty()) {
+    if (const json source = StringOr(meta, "source", "");
+        source.is_string() && !source.get_ref<const std::string&>().empty()) {
       label += " " + source.get<std::string>();
       if (const json page = StringOr(meta, "page_number", nullptr); page.is_number_integer()) {
         label += ", page " + std::to_string(page.get<std::int64_t>());
@@ -266,13 +284,15 @@ AnswerService::AnswerService(AnswerDeps deps, AnswerOptions options)
     tokens_used_ = &deps_.registry->AddCounter(
         "llm_tokens_used_total", "LLM tokens (prompt + completion) used for answers, by provider, model and user",
         {"provider", "model", "user_id"});
-    llm_requests_ = &deps_.registry->AddCounter(
-        "llm_requests_total", "Calls to the language model for answers, by provider and outcome",
-        {"provider", "outcome"});
+    llm_requests_ = &deps_.registry->AddCounter("llm_requests_total",
+                                                "Calls to the language model for answers, by provider and outcome",
+                                                {"provider", "outcome"});
   }
 }
 
-std::size_t AnswerService::Count(std::string_view text) const { return options_.count_tokens(text); }
+std::size_t AnswerService::Count(std::string_view text) const {
+  return options_.count_tokens(text);
+}
 
 Result<AnswerRequest> AnswerService::Parse(json body) const {
   return ParseAnswerRequest(std::move(body), deps_.search, deps_.provider != nullptr);
@@ -314,7 +334,8 @@ Result<AnswerRequest> ParseAnswerRequest(json body, const search::SearchService&
         "answer_mode 'generated' needs a language model and this server has none (set MODULO_LLM_PROVIDER)"));
   }
   if (a.mode == AnswerMode::kGenerated && a.query.retrieval_only) {
-    return Fail(Error::InvalidArgument("answer_mode 'generated' and config_metadata.retrieval_only exclude each other"));
+    return Fail(
+        Error::InvalidArgument("answer_mode 'generated' and config_metadata.retrieval_only exclude each other"));
   }
   return a;
 }
@@ -383,16 +404,7 @@ json AnswerService::Extractive(const json& retrieval, const std::string& questio
   static const json kNone = json::array();
   auto it = retrieval.find("query_results");
   const json& results = it != retrieval.end() && it->is_array() ? *it : kNone;
-  std::vector<std::string_view> passages;
-  for (const auto& r : results) {
-    std::string_view text;
-    if (r.is_object() && r.contains("chunk") && r["chunk"].is_object()) {
-      if (auto t = r["chunk"].find("text"); t != r["chunk"].end() && t->is_string()) {
-        text = t->get_ref<const std::string&>();
-      }
-    }
-    passages.push_back(text);
-  }
+  const std::vector<std::string_view> passages = PassageTexts(results);
   if (passages.empty()) return out;
   auto composed = search::ComposeExtractiveAnswer(analyzer_, question, passages);
   out["answer"] = composed.text;
@@ -416,12 +428,12 @@ std::optional<std::size_t> RerankTopK(const json& config, std::size_t fallback) 
   if (config.value("disable_rerank", false) == true) return std::nullopt;
   const bool asked = config.value("rerank", false) == true || config.contains("top_k_rerank");
   if (!asked) return std::nullopt;
-  if (auto it = config.find("top_k_rerank"); it != config.end() && it->is_number_integer() && it->get<std::int64_t>() > 0) {
+  if (auto it = config.find("top_k_rerank");
+      it != config.end() && it->is_number_integer() && it->get<std::int64_t>() > 0) {
     return static_cast<std::size_t>(it->get<std::int64_t>());
   }
   return fallback;
 }
-
 
 }  // namespace
 
@@ -568,16 +580,18 @@ boost::asio::awaitable<Result<json>> AnswerService::AnswerInSteps(AnswerRequest 
   if (!show_steps) out["cot_output"].erase("reasoning_steps");
   out["status"] = "completed";
   const std::string strategy = cot->cot_output.value("reasoning_strategy", "rules");
-  json meta = {{"answer_type", strategy == "decomposition" ? "generated" : "extractive"},
-               {"mode", "chain_of_thought"},
-               {"answer_mode", AnswerModeName(request.mode)},
-               {"profile", ProfileOf(request).source},
-               {"citations", CitationsOf(cot->query_results, CitedNumbers(cot->final_answer))},
-               {"usage", {{"prompt_tokens", cot->usage.prompt_tokens}, {"completion_tokens", cot->usage.completion_tokens}}},
-               {"stages", json::array({{{"stage", "chain_of_thought"}, {"duration_ms", cot_ms}},
-                                       {{"stage", "total"}, {"duration_ms", MsSince(started)}}})}};
+  json meta = {
+      {"answer_type", strategy == "decomposition" ? "generated" : "extractive"},
+      {"mode", "chain_of_thought"},
+      {"answer_mode", AnswerModeName(request.mode)},
+      {"profile", ProfileOf(request).source},
+      {"citations", CitationsOf(cot->query_results, CitedNumbers(cot->final_answer))},
+      {"usage", {{"prompt_tokens", cot->usage.prompt_tokens}, {"completion_tokens", cot->usage.completion_tokens}}},
+      {"stages", json::array({{{"stage", "chain_of_thought"}, {"duration_ms", cot_ms}},
+                              {{"stage", "total"}, {"duration_ms", MsSince(started)}}})}};
   if (!cot->errors.empty()) meta["cot_errors"] = cot->errors;
-  if (model != nullptr) meta["llm"] = {{"provider", model->name()}, {"model", model->model()}, {"finish_reason", "stop"}};
+  if (model != nullptr)
+    meta["llm"] = {{"provider", model->name()}, {"model", model->model()}, {"finish_reason", "stop"}};
   out["metadata"] = std::move(meta);
   out["execution_time"] = std::chrono::duration<double>(Clock::now() - started).count();
   co_return out;
@@ -660,15 +674,8 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   // cut to top_k_rerank. A failed batch keeps its passages' places.
   if (auto top = RerankTopK(request.query.config, results.size()); top && results.size() > 1) {
     auto rt = Clock::now();
-    std::vector<std::string_view> texts;
-    for (const auto& r : results) {
-      const json& chunk = StringOr(r, "chunk", json::object());
-      auto it = chunk.find("text");
-      texts.push_back(it != chunk.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
-                                                           : std::string_view());
-    }
     LlmReranker reranker(&provider);
-    RerankResult rr = reranker.Rerank(question, texts, cancel);
+    RerankResult rr = reranker.Rerank(question, PassageTexts(results), cancel);
     Record(request, provider, rr.usage);
     json reordered = json::array();
     for (auto i : rr.order) {
@@ -689,8 +696,8 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   std::size_t overhead = 8;  // chat-format tokens per message and the reply's priming
   for (const auto& m : empty_prompt) overhead += Count(m.content) + 4;
   const auto window = static_cast<std::int64_t>(profile.context_tokens);
-  const std::int64_t raw_budget = window - profile.params.max_new_tokens - static_cast<std::int64_t>(overhead) -
-                                  window / 20;
+  const std::int64_t raw_budget =
+      window - profile.params.max_new_tokens - static_cast<std::int64_t>(overhead) - window / 20;
   if (raw_budget < 32) {
     return failure(Error::InvalidArgument(
         "the question and the prompt leave no room for passages within the model's context window (" +
@@ -768,8 +775,8 @@ Result<json> AnswerService::Compose(json out, const AnswerRequest& request, cons
   if (!gen) {
     Error e = gen.error();
     if (e.code() == ErrorCode::kCancelled) {  // the client went away: expected, not a fault
-      log::Info("answer generation cancelled", {{"provider", provider.name()},
-                                                {"streamed_bytes", static_cast<std::int64_t>(delivered.size())}});
+      log::Info("answer generation cancelled",
+                {{"provider", provider.name()}, {"streamed_bytes", static_cast<std::int64_t>(delivered.size())}});
       return Fail(std::move(e));
     }
     log::Warn("answer generation failed", {{"provider", provider.name()},

@@ -128,28 +128,22 @@ Result<Uncovered> LoadUncovered(store::ConversationStore& store, const std::stri
   } else if (latest.error().code() != ErrorCode::kNotFound) {
     return Fail(latest.error());
   }
-  std::int64_t after = u.summary ? u.summary->up_to_seq : 0;
-  while (true) {  // pages of 500
-    auto page = store.ListMessages(session_id, after, 500);
-    if (!page) return Fail(page.error());
-    for (const auto& m : ToHistory(*page)) {
-      if (before_seq == 0 || m.seq < before_seq) u.messages.push_back(m);
-    }
-    if (page->size() < 500) break;
-    after = page->back().seq;
-  }
+  std::vector<store::ConversationMessage> stored;
+  auto st = store::ForEachMessage(store, session_id, u.summary ? u.summary->up_to_seq : 0,
+                                  [&](store::ConversationMessage&& m) {
+                                    if (before_seq == 0 || m.seq < before_seq) stored.push_back(std::move(m));
+                                  });
+  if (!st) return Fail(st.error());
+  u.messages = ToHistory(stored);
   return u;
 }
 
 }  // namespace
 
-Result<CarriedHistory> ConversationService::History(const store::ConversationSession& session, LlmProvider* provider,
-                                                    const AnswerRequest* accounting, const CancelToken* cancel) {
-  // Everything before the newest message (the question being answered) that no summary covers.
-  auto last = deps_.store.RecentMessages(session.id, 1);
-  if (!last) return Fail(last.error());
-  const std::int64_t before = last->empty() ? 0 : last->back().seq;
-  auto u = LoadUncovered(deps_.store, session.id, before);
+Result<CarriedHistory> ConversationService::History(const store::ConversationSession& session, std::int64_t before_seq,
+                                                    LlmProvider* provider, const AnswerRequest* accounting,
+                                                    const CancelToken* cancel) {
+  auto u = LoadUncovered(deps_.store, session.id, before_seq);
   if (!u) return Fail(u.error());
   const auto budget = static_cast<std::size_t>(std::max(session.context_window_size, 0));
   auto as_summary = [](const std::optional<store::ConversationSummary>& s) -> std::optional<HistorySummary> {
@@ -199,7 +193,10 @@ Result<std::optional<store::ConversationSummary>> ConversationService::Summarize
     const store::ConversationSession& session, LlmProvider* provider, bool everything, const AnswerRequest* accounting,
     const CancelToken* cancel) {
   if (!everything) {
-    auto carried = History(session, provider, accounting, cancel);
+    // Everything before the newest message, as a turn would carry it.
+    auto last = deps_.store.RecentMessages(session.id, 1);
+    if (!last) return Fail(last.error());
+    auto carried = History(session, last->empty() ? 0 : last->back().seq, provider, accounting, cancel);
     if (!carried) return Fail(carried.error());
   } else {
     auto u = LoadUncovered(deps_.store, session.id, 0);
@@ -248,7 +245,7 @@ boost::asio::awaitable<Result<TurnResult>> ConversationService::Turn(store::Conv
     auto stored = deps_.store.AppendMessage(q);
     if (!stored) return Fail(stored.error());
     out.question = std::move(*stored);
-    return History(session, use_model ? provider : nullptr, &request, cancel.get());
+    return History(session, out.question.seq, use_model ? provider : nullptr, &request, cancel.get());
   });
   if (!prepared) co_return Fail(prepared.error());
   request.history = prepared->messages;

@@ -75,10 +75,12 @@ class ConversationService {
                                                                             const AnswerRequest* accounting = nullptr,
                                                                             const CancelToken* cancel = nullptr);
 
-  // The history a turn of `session` carries now (blocking), and a summary made first when turns
-  // fell out of the window (`provider` may be null: extractive).
-  [[nodiscard]] Result<CarriedHistory> History(const store::ConversationSession& session, LlmProvider* provider,
-                                               const AnswerRequest* accounting, const CancelToken* cancel);
+  // The history carried into a turn whose question is message `before_seq` (the messages before
+  // it; 0: all), blocking, with a summary made first when turns fell out of the window
+  // (`provider` may be null: extractive).
+  [[nodiscard]] Result<CarriedHistory> History(const store::ConversationSession& session, std::int64_t before_seq,
+                                               LlmProvider* provider, const AnswerRequest* accounting,
+                                               const CancelToken* cancel);
 
   [[nodiscard]] const ConversationContext& context() const noexcept { return context_; }
 

@@ -256,6 +256,17 @@ Status CheckBody(ConfigKind kind, json& body) {
   }
 }
 
+// A stored record's body (an empty object if it is somehow not one), and a string field of it.
+json Body(const ConfigRecord& r) {
+  json b = json::parse(r.body, nullptr, false);
+  return b.is_object() ? b : json::object();
+}
+
+std::string Str(const json& b, const char* key) {
+  auto it = b.find(key);
+  return it != b.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 std::string SecretContext(const ConfigRecord& r) {
@@ -275,8 +286,7 @@ Result<ConfigWrite> ParseConfigInput(ConfigKind kind, const json& input, const C
   ConfigWrite w;
   if (existing != nullptr) w.record = *existing;
   w.record.kind = kind;
-  json body = existing != nullptr ? json::parse(existing->body, nullptr, false) : json::object();
-  if (!body.is_object()) body = json::object();
+  json body = existing != nullptr ? Body(*existing) : json::object();
   const char* name_field = kind == ConfigKind::kLlmModel ? "model_id" : "name";
   for (const auto& [key, value] : input.items()) {
     if (key == name_field) {
@@ -329,8 +339,7 @@ Result<ConfigWrite> ParseConfigInput(ConfigKind kind, const json& input, const C
 }
 
 json ConfigOutput(const ConfigRecord& r) {
-  json out = json::parse(r.body, nullptr, false);
-  if (!out.is_object()) out = json::object();
+  json out = Body(r);
   out["id"] = r.id;
   out["user_id"] = r.user_id;
   out[r.kind == ConfigKind::kLlmModel ? "model_id" : "name"] = r.name;
@@ -344,19 +353,14 @@ json ConfigOutput(const ConfigRecord& r) {
 
 Result<ProviderConfig> ProviderConfigFor(const ConfigRecord& provider, const ConfigRecord& model,
                                          const OpenFn& open_secret) {
-  const json prov = json::parse(provider.body, nullptr, false);
-  const json mb = json::parse(model.body, nullptr, false);
-  if (!prov.is_object() || !mb.is_object()) return Fail(Error::Internal("a stored configuration is not a JSON object"));
-  auto str = [](const json& b, const char* key) {
-    auto it = b.find(key);
-    return it != b.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
+  const json prov = Body(provider);
+  const json mb = Body(model);
   ProviderConfig pc;
-  pc.type = str(prov, "type");
-  pc.base_url = str(prov, "base_url");
+  pc.type = Str(prov, "type");
+  pc.base_url = Str(prov, "base_url");
   pc.model = model.name;
-  pc.project_id = str(prov, "project_id");
-  pc.iam_url = str(prov, "iam_url");
+  pc.project_id = Str(prov, "project_id");
+  pc.iam_url = Str(prov, "iam_url");
   pc.timeout = std::chrono::seconds(mb.value("timeout", prov.value("timeout_seconds", 60)));
   pc.max_retries = mb.value("max_retries", prov.value("max_retries", 3));
   pc.max_concurrency = std::min(mb.value("concurrency_limit", 8), prov.value("max_concurrency", 8));
@@ -373,16 +377,6 @@ ProfileResolver::ProfileResolver(ProfileResolverDeps deps, AnswerProfile server)
     : deps_(std::move(deps)), server_(std::make_shared<const AnswerProfile>(std::move(server))) {}
 
 namespace {
-
-json Body(const ConfigRecord& r) {
-  json b = json::parse(r.body, nullptr, false);
-  return b.is_object() ? b : json::object();
-}
-
-std::string Str(const json& b, const char* key) {
-  auto it = b.find(key);
-  return it != b.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 // A missing default is "none", other errors are errors.
 Result<std::optional<ConfigRecord>> Optional(Result<ConfigRecord> r) {

@@ -65,13 +65,13 @@ Status ValidateMessage(const ConversationMessage& m) {
         "'"));
   }
   if (m.content.size() > kMiB) {
-    return Fail(Error::InvalidArgument("content must be at most 1 MiB, not " + std::to_string(m.content.size()) +
-                                       " bytes"));
+    return Fail(
+        Error::InvalidArgument("content must be at most 1 MiB, not " + std::to_string(m.content.size()) + " bytes"));
   }
   if (auto st = CheckText("content", m.content); !st) return st;
-  for (const auto& [field, v] : {std::pair{"prompt_tokens", m.prompt_tokens},
-                                 std::pair{"completion_tokens", m.completion_tokens},
-                                 std::pair{"token_count", m.token_count}}) {
+  for (const auto& [field, v] :
+       {std::pair{"prompt_tokens", m.prompt_tokens}, std::pair{"completion_tokens", m.completion_tokens},
+        std::pair{"token_count", m.token_count}}) {
     if (v < 0) return Fail(Error::InvalidArgument(std::string(field) + " must not be negative"));
   }
   if (!(m.execution_time >= 0)) return Fail(Error::InvalidArgument("execution_time must not be negative"));
@@ -88,6 +88,19 @@ Status ValidateSummary(const ConversationSummary& s) {
     return Fail(Error::InvalidArgument("metadata must be a JSON object"));
   }
   return {};
+}
+
+Status ForEachMessage(ConversationStore& store, const std::string& session_id, std::int64_t after_seq,
+                      const std::function<void(ConversationMessage&&)>& fn) {
+  constexpr std::size_t kPage = 500;
+  while (true) {
+    auto page = store.ListMessages(session_id, after_seq, kPage);
+    if (!page) return Fail(page.error());
+    const bool last = page->size() < kPage;
+    if (!page->empty()) after_seq = page->back().seq;
+    for (auto& m : *page) fn(std::move(m));
+    if (last) return {};
+  }
 }
 
 }  // namespace modulo::store

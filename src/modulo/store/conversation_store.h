@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,42 +31,42 @@ struct ConversationSession {
   std::string id;  // assigned (UUID) when empty
   std::string user_id;
   std::string collection_id;
-  std::string name;                 // 1..255 bytes
-  std::string status = "active";    // "active" | "archived"
+  std::string name;               // 1..255 bytes
+  std::string status = "active";  // "active" | "archived"
   bool is_pinned = false;
-  int context_window_size = 4000;   // tokens of history carried into a turn (1000..32768)
-  int max_messages = 50;            // messages carried at most (10..200)
-  std::string metadata = "{}";      // a JSON object's text, at most 64 KiB
-  std::int64_t created_at_ms = 0;   // assigned
-  std::int64_t updated_at_ms = 0;   // assigned; moved by AppendMessage
-  std::int64_t message_count = 0;   // filled by Get/List
+  int context_window_size = 4000;  // tokens of history carried into a turn (1000..32768)
+  int max_messages = 50;           // messages carried at most (10..200)
+  std::string metadata = "{}";     // a JSON object's text, at most 64 KiB
+  std::int64_t created_at_ms = 0;  // assigned
+  std::int64_t updated_at_ms = 0;  // assigned; moved by AppendMessage
+  std::int64_t message_count = 0;  // filled by Get/List
 };
 
 struct ConversationMessage {
   std::string id;  // assigned
   std::string session_id;
-  std::int64_t seq = 0;             // assigned: 1, 2, 3 … per session
-  std::string role;                 // "user" | "assistant" | "system"
-  std::string message_type;         // "question" | "answer" | "follow_up" | "clarification" | "error" | "system"
-  std::string content;              // at most 1 MiB
-  std::string metadata = "{}";      // a JSON object's text (sources, cot_output, stages …), at most 4 MiB
+  std::int64_t seq = 0;         // assigned: 1, 2, 3 … per session
+  std::string role;             // "user" | "assistant" | "system"
+  std::string message_type;     // "question" | "answer" | "follow_up" | "clarification" | "error" | "system"
+  std::string content;          // at most 1 MiB
+  std::string metadata = "{}";  // a JSON object's text (sources, cot_output, stages …), at most 4 MiB
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
-  std::int64_t token_count = 0;     // tokens of `content` itself (what it costs as history)
-  double execution_time = 0;        // seconds
-  std::int64_t created_at_ms = 0;   // assigned
+  std::int64_t token_count = 0;    // tokens of `content` itself (what it costs as history)
+  double execution_time = 0;       // seconds
+  std::int64_t created_at_ms = 0;  // assigned
 };
 
 struct ConversationSummary {
   std::string id;  // assigned
   std::string session_id;
-  std::string summary_text;               // not empty
-  std::int64_t up_to_seq = 0;             // covers the messages with seq <= up_to_seq
+  std::string summary_text;    // not empty
+  std::int64_t up_to_seq = 0;  // covers the messages with seq <= up_to_seq
   std::int64_t summarized_message_count = 0;
   std::int64_t tokens_saved = 0;
   std::string strategy = "recent_plus_summary";
-  std::string metadata = "{}";            // a JSON object's text (key_topics …)
-  std::int64_t created_at_ms = 0;         // assigned
+  std::string metadata = "{}";     // a JSON object's text (key_topics …)
+  std::int64_t created_at_ms = 0;  // assigned
 };
 
 struct SuggestedQuestion {
@@ -117,6 +118,11 @@ class ConversationStore {
   [[nodiscard]] virtual Result<std::vector<SuggestedQuestion>> ListSuggestedQuestions(
       const std::string& collection_id) = 0;
 };
+
+// Calls `fn` with every message of the session with seq > after_seq, oldest first, reading them
+// in pages (so a long conversation is never one result set).
+[[nodiscard]] Status ForEachMessage(ConversationStore& store, const std::string& session_id, std::int64_t after_seq,
+                                    const std::function<void(ConversationMessage&&)>& fn);
 
 // Checks every implementation applies before it writes (InvalidArgument naming the field).
 [[nodiscard]] Status ValidateSession(const ConversationSession& s);
