@@ -22,12 +22,28 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 constexpr std::size_t kMaxCachedShapes = 512;
-// A call with one sub-batch of at most this many rows (padded tokens) is "small": see the lane
+// Attention runs on runs of equal-length sequences cut into 8, 4, 2 and 1: at most four batch
+// sizes per length, so the attention shapes stay bounded.
+constexpr dnnl::memory::dim kMaxAttnBatch = 8;
+constexpr std::size_t kMaxCachedAttnShapes = 4 * 512;
+// A call with one sub-batch of at most this many rows (tokens) is "small": see the lane
 // scheduling in Impl.
 constexpr dnnl::memory::dim kSmallRows = 512;
 // Up to this many rows a forward pass is faster on one thread than split across threads (the
 // per-primitive barriers cost more than the GEMMs gain): a lone query runs single-threaded.
 constexpr dnnl::memory::dim kOneThreadRows = 64;
+// int8 dense layers run in tiles of this many rows (see DenseInt8).
+constexpr dnnl::memory::dim kInt8TileRows = 128;
+
+// Dense layers run on the packed tokens of a sub-batch (no padding between sequences). Their
+// row count is rounded up to a bucket, so a few dozen GEMM shapes serve every batch: exact up to
+// 64 rows (lone queries), then multiples of 16 up to 512, then of 64. The extra rows are zeros
+// that no sequence reads.
+dnnl::memory::dim BucketRows(dnnl::memory::dim m) {
+  if (m <= 64) return m;
+  if (m <= 512) return (m + 15) / 16 * 16;
+  return (m + 63) / 64 * 64;
+}
 
 bool CpuHasBf16() {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
@@ -151,9 +167,9 @@ struct BertEncoder::Impl {
   struct Lane {
     std::vector<float> x, qkv, ctx, ffn, scores;
     std::vector<std::uint16_t> x_low, ctx_low, ffn_low;
-    std::vector<std::int8_t> xq;        // int8: quantized dense-layer input
-    std::vector<std::int32_t> acc;      // int8: GEMM accumulators
-    std::vector<float> row_scales;      // int8: activation scale per row
+    std::vector<std::int8_t> xq;        // int8: one tile's quantized dense-layer input
+    std::vector<std::int32_t> acc;      // int8: one tile's GEMM accumulators
+    std::vector<float> row_scales;      // int8: one tile's activation scale per row
     std::vector<std::byte> scratch;
     memory scratch_mem;
   };
@@ -312,14 +328,15 @@ struct BertEncoder::Impl {
   // Activation buffers are allocated on first use (and stay: their size is bounded).
   void Reserve(Lane& l) {
     if (!l.x.empty()) return;
-    const std::size_t cap = options.max_batch_tokens;
+    const auto cap = static_cast<std::size_t>(BucketRows(static_cast<memory::dim>(options.max_batch_tokens)));
     l.x.resize(cap * H);
     l.qkv.resize(cap * 3 * H);
     l.ctx.resize(cap * H);
     if (int8) {
-      l.xq.resize(cap * F);
-      l.acc.resize(cap * std::max(3 * H, F));
-      l.row_scales.resize(cap);
+      const auto tile = static_cast<std::size_t>(kInt8TileRows);
+      l.xq.resize(tile * F);
+      l.acc.resize(tile * std::max(3 * H, F));
+      l.row_scales.resize(tile);
       l.ffn.resize(cap * F);
     } else if (low) {
       l.x_low.resize(cap * H);
@@ -351,17 +368,19 @@ struct BertEncoder::Impl {
       s.scratch = std::max(s.scratch, pd.scratchpad_desc().get_size());
       return pd;
     };
-    s.qkv = dnnl::matmul(track(DensePd(m, l0.qkv, l0.qkv.wdesc, false, false, dt::f32)));
-    s.out = dnnl::matmul(track(DensePd(m, l0.out, l0.out.wdesc, true, false, dt::f32)));
-    s.ffn1 = dnnl::matmul(track(DensePd(m, l0.ffn1, l0.ffn1.wdesc, false, true, low && !int8 ? dt::bf16 : dt::f32)));
-    s.ffn2 = dnnl::matmul(track(DensePd(m, l0.ffn2, l0.ffn2.wdesc, true, false, dt::f32)));
+    if (!int8 || m <= kInt8TileRows) {  // int8 GEMMs run in tiles (see DenseInt8)
+      s.qkv = dnnl::matmul(track(DensePd(m, l0.qkv, l0.qkv.wdesc, false, false, dt::f32)));
+      s.out = dnnl::matmul(track(DensePd(m, l0.out, l0.out.wdesc, true, false, dt::f32)));
+      s.ffn1 = dnnl::matmul(track(DensePd(m, l0.ffn1, l0.ffn1.wdesc, false, true, low && !int8 ? dt::bf16 : dt::f32)));
+      s.ffn2 = dnnl::matmul(track(DensePd(m, l0.ffn2, l0.ffn2.wdesc, true, false, dt::f32)));
+    }
     memory::desc data({m, H}, dt::f32, tag::ab);
     s.ln = dnnl::layer_normalization_forward(track(dnnl::layer_normalization_forward::primitive_desc(
         dnnl::layer_normalization_forward::desc(dnnl::prop_kind::forward_inference, data, model.config.layer_norm_eps,
                                                 dnnl::normalization_flags::use_scale |
                                                     dnnl::normalization_flags::use_shift),
         UserScratchpad(), engine)));
-    if (int8) {
+    if (int8 && m <= kInt8TileRows) {
       memory::desc f({m, F}, dt::f32, tag::ab);
       s.gelu = dnnl::eltwise_forward(track(dnnl::eltwise_forward::primitive_desc(
           dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_gelu_erf, f, 0.f, 0.f),
@@ -390,7 +409,7 @@ struct BertEncoder::Impl {
     std::lock_guard lock(cache_mu);
     const memory::dim key = b * 4096 + s;
     if (auto it = attn.find(key); it != attn.end()) return it->second;
-    if (attn.size() >= kMaxCachedShapes) attn.clear();
+    if (attn.size() >= kMaxCachedAttnShapes) attn.clear();
     AttnShape a;
     auto track = [&](const auto& pd) {
       a.scratch = std::max(a.scratch, pd.scratchpad_desc().get_size());
@@ -426,32 +445,41 @@ struct BertEncoder::Impl {
     s.to_low.execute(stream, {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}, {DNNL_ARG_SCRATCHPAD, scratch}});
   }
 
-  // int8 dense layer: dst (+)= dequant(quant(src) . w_q) + bias. Each row (token) gets its own
-  // activation scale, so an outlier in one token costs no other token its precision and a
-  // text's vector does not depend on its batch.
-  void DenseInt8(dnnl::stream& stream, Lane& lane, std::size_t scratch_bytes, dnnl::matmul& prim,
-                 const DenseWeights& w, memory::dim m, const float* src, float* dst, bool accumulate) {
+  // int8 dense layer: dst (+)= dequant(quant(src) . w_q) + bias, then GELU when asked. Each row
+  // (token) gets its own activation scale, so an outlier in one token costs no other token its
+  // precision and a text's vector does not depend on its batch. Rows go through in tiles of
+  // kInt8TileRows, so a tile's int32 accumulators are still in cache when the epilogue reads them.
+  void DenseInt8(dnnl::stream& stream, Lane& lane, dnnl::matmul RowShape::*prim, const DenseWeights& w,
+                 memory::dim m, const float* src, float* dst, bool accumulate, bool gelu) {
     const auto cols = static_cast<std::size_t>(w.in);
     const auto outs = static_cast<std::size_t>(w.out);
     std::int8_t* q = lane.xq.data();
-    for (memory::dim r = 0; r < m; ++r) {
-      const auto off = static_cast<std::size_t>(r) * cols;
-      lane.row_scales[static_cast<std::size_t>(r)] = QuantizeRow(src + off, cols, q + off);
-    }
-    memory s(memory::desc({m, w.in}, dt::s8, tag::ab), engine, q);
-    memory d(memory::desc({m, w.out}, dt::s32, tag::ab), engine, lane.acc.data());
-    prim.execute(stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_DST, d},
-                          {DNNL_ARG_SCRATCHPAD, Scratch(lane, scratch_bytes)}});
-    for (memory::dim r = 0; r < m; ++r) {
-      const auto off = static_cast<std::size_t>(r) * outs;
-      DequantizeRow(lane.acc.data() + off, outs, lane.row_scales[static_cast<std::size_t>(r)], w.scales.data(),
-                    w.bias_values.data(), dst + off, accumulate);
+    for (memory::dim r0 = 0; r0 < m; r0 += kInt8TileRows) {
+      const memory::dim rows = std::min(kInt8TileRows, m - r0);
+      const std::shared_ptr<RowShape> tile = Rows(rows);
+      for (memory::dim r = 0; r < rows; ++r) {
+        const auto off = static_cast<std::size_t>(r) * cols;
+        lane.row_scales[static_cast<std::size_t>(r)] = QuantizeRow(src + (r0 * w.in) + off, cols, q + off);
+      }
+      memory s(memory::desc({rows, w.in}, dt::s8, tag::ab), engine, q);
+      memory d(memory::desc({rows, w.out}, dt::s32, tag::ab), engine, lane.acc.data());
+      ((*tile).*prim).execute(stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_DST, d},
+                                       {DNNL_ARG_SCRATCHPAD, Scratch(lane, tile->scratch)}});
+      float* out = dst + r0 * w.out;
+      for (memory::dim r = 0; r < rows; ++r) {
+        const auto off = static_cast<std::size_t>(r) * outs;
+        DequantizeRow(lane.acc.data() + off, outs, lane.row_scales[static_cast<std::size_t>(r)], w.scales.data(),
+                      w.bias_values.data(), out + off, accumulate);
+      }
+      if (gelu) {
+        memory f(memory::desc({rows, w.out}, dt::f32, tag::ab), engine, out);
+        tile->gelu.execute(stream, {{DNNL_ARG_SRC, f}, {DNNL_ARG_DST, f}, {DNNL_ARG_SCRATCHPAD, Scratch(lane, tile->scratch)}});
+      }
     }
   }
 
-  // One sub-batch: `count` sequences, padded to `len` tokens each.
-  void Forward(Lane& lane, std::span<const std::vector<std::int32_t>* const> seqs, memory::dim len,
-               float* const* outs) {
+  // One sub-batch: the sequences' tokens packed one after another, no padding between them.
+  void Forward(Lane& lane, std::span<const std::vector<std::int32_t>* const> seqs, float* const* outs) {
     Reserve(lane);
     dnnl::stream stream(engine);
     auto& x = lane.x;
@@ -462,57 +490,66 @@ struct BertEncoder::Impl {
     auto& x_low = lane.x_low;
     auto& ctx_low = lane.ctx_low;
     auto& ffn_low = lane.ffn_low;
-    const auto count = static_cast<memory::dim>(seqs.size());
-    const memory::dim m = count * len;
+    const std::size_t count = seqs.size();
+    // offsets[b] is the first row of sequence b; offsets[count] the number of real rows.
+    std::vector<memory::dim> offsets(count + 1, 0);
+    for (std::size_t b = 0; b < count; ++b) offsets[b + 1] = offsets[b] + static_cast<memory::dim>(seqs[b]->size());
+    const memory::dim real = offsets[count];
+    const memory::dim m = BucketRows(real);
     const BertWeights& w = model.weights;
-    // Embeddings: word + position + token type 0.
-    for (memory::dim r = 0; r < m; ++r) {
-      const auto& ids = *seqs[static_cast<std::size_t>(r / len)];
-      const auto t = static_cast<std::size_t>(r % len);
-      float* dst = x.data() + r * H;
-      const std::int32_t id = t < ids.size() ? ids[t] : 0;
-      const float* we = w.word_embeddings.data() + static_cast<std::size_t>(id) * H;
-      const float* pe = w.position_embeddings.data() + t * H;
-      const float* te = w.token_type_embeddings.data();
-      for (int i = 0; i < H; ++i) dst[i] = we[i] + pe[i] + te[i];
+    // Embeddings: word + position + token type 0; bucket rows past the sequences are zeros.
+    const float* te = w.token_type_embeddings.data();
+    for (std::size_t b = 0; b < count; ++b) {
+      const auto& ids = *seqs[b];
+      for (std::size_t t = 0; t < ids.size(); ++t) {
+        float* dst = x.data() + (offsets[b] + static_cast<memory::dim>(t)) * H;
+        const float* we = w.word_embeddings.data() + static_cast<std::size_t>(ids[t]) * H;
+        const float* pe = w.position_embeddings.data() + t * H;
+        for (int i = 0; i < H; ++i) dst[i] = we[i] + pe[i] + te[i];
+      }
     }
+    std::fill(x.data() + real * H, x.data() + m * H, 0.f);
     const std::shared_ptr<RowShape> rs_ptr = Rows(m);
     RowShape& rs = *rs_ptr;
     LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), emb_ln_g, emb_ln_b);
     for (Layer& layer : layers) {
       if (int8) {
-        DenseInt8(stream, lane, rs.scratch, rs.qkv, layer.qkv, m, x.data(), qkv.data(), false);
+        DenseInt8(stream, lane, &RowShape::qkv, layer.qkv, m, x.data(), qkv.data(), false, false);
       } else if (low) {
         ToLow(stream, Scratch(lane, rs.scratch), rs, m, x.data(), x_low.data());
         Dense(stream, Scratch(lane, rs.scratch), rs.qkv, layer.qkv, m, x_low.data(), dt::bf16, qkv.data(), dt::f32);
       } else {
         Dense(stream, Scratch(lane, rs.scratch), rs.qkv, layer.qkv, m, x.data(), dt::f32, qkv.data(), dt::f32);
       }
-      {
-        // Self-attention of all sequences at once: scores = Q K^T (the 1/sqrt(d) scale is folded
-        // into Q), padded keys masked out, softmax, context = P V written back as [rows, H].
-        const std::shared_ptr<AttnShape> as_ptr = Attn(count, len);
+      // Self-attention of each sequence over its own tokens: scores = Q K^T (the 1/sqrt(d) scale
+      // is folded into Q), softmax, context = P V written back as [rows, H]. Consecutive
+      // sequences of equal length (inputs are sorted by length) share one batched call.
+      for (std::size_t b = 0; b < count;) {
+        const memory::dim len = offsets[b + 1] - offsets[b];
+        std::size_t run = 1;
+        while (b + run < count && run < static_cast<std::size_t>(kMaxAttnBatch) &&
+               offsets[b + run + 1] - offsets[b + run] == len) {
+          ++run;
+        }
+        memory::dim n = 1;
+        while (n * 2 <= static_cast<memory::dim>(run)) n *= 2;
+        const std::shared_ptr<AttnShape> as_ptr = Attn(n, len);
         AttnShape& as = *as_ptr;
         memory ascratch = Scratch(lane, as.scratch);
-        memory q(QDesc(count, len), engine, qkv.data());
-        memory kt(KtDesc(count, len), engine, qkv.data() + H);
-        memory v(QDesc(count, len), engine, qkv.data() + 2 * H);
-        memory sc(ScoreDesc(count, len), engine, scores.data());
-        memory c(CtxDesc(count, len), engine, ctx.data());
+        float* base = qkv.data() + offsets[b] * 3 * H;
+        memory q(QDesc(n, len), engine, base);
+        memory kt(KtDesc(n, len), engine, base + H);
+        memory v(QDesc(n, len), engine, base + 2 * H);
+        memory sc(ScoreDesc(n, len), engine, scores.data());
+        memory c(CtxDesc(n, len), engine, ctx.data() + offsets[b] * H);
         as.qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-        for (memory::dim b = 0; b < count; ++b) {
-          const auto L = static_cast<memory::dim>(seqs[static_cast<std::size_t>(b)]->size());
-          if (L == len) continue;
-          for (memory::dim row = 0; row < NH * len; ++row) {
-            float* r = scores.data() + (b * NH * len + row) * len;
-            std::fill(r + L, r + len, -std::numeric_limits<float>::infinity());
-          }
-        }
         as.softmax.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
         as.pv.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+        b += static_cast<std::size_t>(n);
       }
+      if (m > real) std::fill(ctx.data() + real * H, ctx.data() + m * H, 0.f);
       if (int8) {
-        DenseInt8(stream, lane, rs.scratch, rs.out, layer.out, m, ctx.data(), x.data(), true);
+        DenseInt8(stream, lane, &RowShape::out, layer.out, m, ctx.data(), x.data(), true, false);
       } else if (low) {
         ToLow(stream, Scratch(lane, rs.scratch), rs, m, ctx.data(), ctx_low.data());
         Dense(stream, Scratch(lane, rs.scratch), rs.out, layer.out, m, ctx_low.data(), dt::bf16, x.data(), dt::f32);
@@ -521,10 +558,8 @@ struct BertEncoder::Impl {
       }
       LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), layer.ln1_g, layer.ln1_b);
       if (int8) {
-        DenseInt8(stream, lane, rs.scratch, rs.ffn1, layer.ffn1, m, x.data(), ffn.data(), false);
-        memory f(memory::desc({m, F}, dt::f32, tag::ab), engine, ffn.data());
-        rs.gelu.execute(stream, {{DNNL_ARG_SRC, f}, {DNNL_ARG_DST, f}, {DNNL_ARG_SCRATCHPAD, Scratch(lane, rs.scratch)}});
-        DenseInt8(stream, lane, rs.scratch, rs.ffn2, layer.ffn2, m, ffn.data(), x.data(), true);
+        DenseInt8(stream, lane, &RowShape::ffn1, layer.ffn1, m, x.data(), ffn.data(), false, true);
+        DenseInt8(stream, lane, &RowShape::ffn2, layer.ffn2, m, ffn.data(), x.data(), true, false);
       } else if (low) {
         ToLow(stream, Scratch(lane, rs.scratch), rs, m, x.data(), x_low.data());
         Dense(stream, Scratch(lane, rs.scratch), rs.ffn1, layer.ffn1, m, x_low.data(), dt::bf16, ffn_low.data(), dt::bf16);
@@ -537,10 +572,10 @@ struct BertEncoder::Impl {
     }
     stream.wait();
     // Pooling and L2 normalisation.
-    for (memory::dim b = 0; b < count; ++b) {
-      const auto L = static_cast<memory::dim>(seqs[static_cast<std::size_t>(b)]->size());
+    for (std::size_t b = 0; b < count; ++b) {
+      const memory::dim L = offsets[b + 1] - offsets[b];
       float* out = outs[b];
-      const float* rows0 = x.data() + b * len * H;
+      const float* rows0 = x.data() + offsets[b] * H;
       if (model.pooling == Pooling::kCls) {
         std::copy(rows0, rows0 + H, out);
       } else {
@@ -606,43 +641,35 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
       if (id < 0 || id >= vocab) return Fail(Error::InvalidArgument("token id out of range"));
     }
   }
-  // Longest first, then greedy sub-batches under the token budget.
+  // Longest first (equal lengths side by side share attention calls), then greedy sub-batches
+  // under the token budget.
   std::vector<std::size_t> order(sequences.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return sequences[a].size() > sequences[b].size(); });
-  // Plan the sub-batches: longest first, each under the padded-token budget.
   struct Group {
     std::vector<const std::vector<std::int32_t>*> seqs;
     std::vector<float*> outs;
-    memory::dim len = 0;
+    memory::dim rows = 0;
   };
   std::vector<Group> groups;
-  for (std::size_t i = 0; i < order.size();) {
-    const auto len = static_cast<memory::dim>(sequences[order[i]].size());
-    // Batches of longer texts pad to a multiple of 4 tokens (fewer distinct shapes to compile);
-    // short texts are not padded, where rounding up would cost a large fraction of the work.
-    const memory::dim padded =
-        len <= 16 ? len : std::min<memory::dim>(static_cast<memory::dim>(max_len), (len + 3) / 4 * 4);
-    const std::size_t per = std::max<std::size_t>(1, im.options.max_batch_tokens / static_cast<std::size_t>(padded));
-    Group g;
-    while (i < order.size() && g.seqs.size() < per) {
-      g.seqs.push_back(&sequences[order[i]]);
-      g.outs.push_back(out.data() + order[i] * static_cast<std::size_t>(H));
-      ++i;
-    }
-    g.len = g.seqs.size() > 1 ? padded : len;
-    groups.push_back(std::move(g));
+  const auto budget = static_cast<memory::dim>(im.options.max_batch_tokens);
+  for (std::size_t i : order) {
+    const auto len = static_cast<memory::dim>(sequences[i].size());
+    if (groups.empty() || groups.back().rows + len > budget) groups.emplace_back();
+    Group& g = groups.back();
+    g.seqs.push_back(&sequences[i]);
+    g.outs.push_back(out.data() + i * static_cast<std::size_t>(H));
+    g.rows += len;
   }
   std::string failure;
-  const bool small = groups.size() == 1 && static_cast<memory::dim>(groups[0].seqs.size()) * groups[0].len <= kSmallRows;
+  const bool small = groups.size() == 1 && groups[0].rows <= kSmallRows;
   if (small && im.threads > 1) {
     bool all = false;
-    const memory::dim rows = static_cast<memory::dim>(groups[0].seqs.size()) * groups[0].len;
-    const std::size_t lane = im.AcquireSmall(rows > kOneThreadRows, all);
+    const std::size_t lane = im.AcquireSmall(groups[0].rows > kOneThreadRows, all);
     try {
       omp_set_num_threads(all ? im.threads : 1);
-      im.Forward(im.lanes[lane], groups[0].seqs, groups[0].len, groups[0].outs.data());
+      im.Forward(im.lanes[lane], groups[0].seqs, groups[0].outs.data());
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -658,7 +685,7 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
   if (groups.size() == 1 || im.threads == 1) {
     try {
       omp_set_num_threads(im.threads);
-      for (auto& g : groups) im.Forward(im.lanes[0], g.seqs, g.len, g.outs.data());
+      for (auto& g : groups) im.Forward(im.lanes[0], g.seqs, g.outs.data());
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -670,7 +697,7 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
       Impl::Lane& lane = im.lanes[static_cast<std::size_t>(omp_get_thread_num())];
       for (std::size_t k = next++; k < groups.size(); k = next++) {
         try {
-          im.Forward(lane, groups[k].seqs, groups[k].len, groups[k].outs.data());
+          im.Forward(lane, groups[k].seqs, groups[k].outs.data());
         } catch (const std::exception& e) {
           std::lock_guard fl(failure_mu);
           failure = e.what();

@@ -7,7 +7,10 @@
 //
 // GEMMs, LayerNorm and softmax run as oneDNN primitives (AVX-512 JIT kernels chosen at run time
 // for the CPU at hand), cached per shape. Inputs are sorted by length and cut into sub-batches
-// of at most max_batch_tokens padded tokens, which bounds memory for any number of inputs.
+// of at most max_batch_tokens tokens, which bounds memory for any number of inputs. A
+// sub-batch's tokens are packed without padding: the dense layers run on all of its rows at
+// once (rounded up to a few bucket sizes, so a few dozen GEMM shapes serve every batch), and
+// attention runs per sequence, equal-length neighbours batched together.
 //
 // Precision: kFp32 is exact to ~1e-6; kBf16 runs the dense layers with bf16 inputs and weights
 // (fp32 accumulation) where the CPU has AVX512_BF16, and falls back to fp32 otherwise. The
@@ -16,7 +19,7 @@
 //
 // Threads: a large call (ingestion batches) has the whole encoder: its sub-batches run one per
 // thread, or a single sub-batch uses all `threads` inside each oneDNN call. A small call (one
-// sub-batch of at most 512 padded tokens, such as a micro-batch of queries) runs on one thread
+// sub-batch of at most 512 tokens, such as a micro-batch of queries) runs on one thread
 // when other calls are in flight, so concurrent query batches proceed side by side, one per core;
 // alone, it uses all threads when it has more than 64 rows (below that one thread is faster).
 //
@@ -48,7 +51,7 @@ enum class Precision {
 struct EncoderOptions {
   Precision precision = Precision::kFp32;  // requested precision (see effective_precision())
   int threads = 0;                         // OpenMP threads per forward pass; 0 = all cores
-  std::size_t max_batch_tokens = 1024;     // padded tokens per sub-batch and thread (bounds memory)
+  std::size_t max_batch_tokens = 1024;     // tokens per sub-batch and thread (bounds memory)
 };
 
 class BertEncoder {

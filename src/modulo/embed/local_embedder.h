@@ -25,7 +25,7 @@ struct LocalEmbedderOptions {
   std::string model_name;            // reported name; empty: the directory's base name
   Precision precision = Precision::kFp32;  // fp32 (exact), bf16, or auto (fastest the CPU has)
   int threads = 0;                   // cores per forward pass; 0: all
-  std::size_t max_batch_tokens = 1024;  // padded tokens per sub-batch and thread
+  std::size_t max_batch_tokens = 1024;  // tokens per sub-batch and thread
   int max_seq_length = 0;            // > 0 overrides the model's max_seq_length (capped by positions)
   std::string query_prefix;          // prepended to queries, e.g. "query: " for e5 models
   std::string passage_prefix;        // prepended to passages, e.g. "passage: " for e5 models
