@@ -3,6 +3,10 @@
 //                              median aggregate)
 //   BM_Chunks128/<precision>   batches of 32 chunks of 128 tokens, 2 threads (items_per_second =
 //                              chunks/s; GFLOPs counter = achieved forward-pass FLOP rate)
+//   BM_QueryBatch/<precision>/<n>  micro-batches of n questions of mixed lengths (10 to 40 tokens,
+//                              as SciFact's claims), what the query batcher sends under load
+//                              (items_per_second = questions/s; a batch pads nothing, so larger
+//                              batches should be no slower per question)
 //   BM_Tokenize1MB             tokenizing 1 MB of text to the model's 256-token limit, and counting
 //                              all of its tokens
 // The model comes from $MODULO_MODEL_DIR or <project>/models/all-MiniLM-L6-v2.
@@ -90,6 +94,34 @@ void BM_Chunks128(benchmark::State& state, Precision p) {
   state.SetLabel(std::string(PrecisionName(f->encoder->effective_precision())));
 }
 
+void BM_QueryBatch(benchmark::State& state, Precision p) {
+  Fixture* f = Get(p);
+  if (f == nullptr) {
+    state.SkipWithError(testing::MissingModelMessage().c_str());
+    return;
+  }
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> length(10, 40);
+  std::vector<std::vector<std::int32_t>> questions;
+  double flops = 0;
+  for (int i = 0; i < 256; ++i) {
+    questions.push_back(Sequence(length(rng), rng));
+    flops += BertEncoder::ForwardFlops(f->config, static_cast<int>(questions.back().size()));
+  }
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<float> out(n * 384);
+  std::size_t at = 0;
+  for (auto _ : state) {
+    if (at + n > questions.size()) at = 0;
+    if (!f->encoder->Encode(std::span(questions).subspan(at, n), out)) state.SkipWithError("encode failed");
+    at += n;
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+  state.counters["GFLOPs"] = benchmark::Counter(static_cast<double>(n) * flops / 256 * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(PrecisionName(f->encoder->effective_precision())));
+}
+
 void BM_Tokenize1MB(benchmark::State& state) {
   auto model = LoadBertModel(testing::ModelDir(), {});
   if (!model) {
@@ -116,6 +148,8 @@ BENCHMARK_CAPTURE(BM_Query16, int8, Precision::kInt8)->Unit(benchmark::kMillisec
 BENCHMARK_CAPTURE(BM_Chunks128, fp32, Precision::kFp32)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Chunks128, bf16, Precision::kBf16)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Chunks128, int8, Precision::kInt8)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_QueryBatch, fp32, Precision::kFp32)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_QueryBatch, int8, Precision::kInt8)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 BENCHMARK(BM_Tokenize1MB)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
