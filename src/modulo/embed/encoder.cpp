@@ -4,15 +4,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <stdexcept>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace modulo::embed {
 namespace {
@@ -32,6 +36,8 @@ constexpr dnnl::memory::dim kSmallRows = 512;
 // Up to this many rows a forward pass is faster on one thread than split across threads (the
 // per-primitive barriers cost more than the GEMMs gain): a lone query runs single-threaded.
 constexpr dnnl::memory::dim kOneThreadRows = 64;
+// Split mode takes both lanes for a small call only after the encoder has been idle this long.
+constexpr std::chrono::microseconds kIdleBeforeAll{300};
 // int8 dense layers run in tiles of this many rows (see DenseInt8).
 constexpr dnnl::memory::dim kInt8TileRows = 128;
 
@@ -64,6 +70,7 @@ struct DenseWeights {
 // Primitives for all dense layers of a sub-batch with M rows.
 struct RowShape {
   dnnl::matmul qkv, out, ffn1, ffn2;
+  dnnl::matmul qkv_h, out_h, ffn1_h, ffn2_h;  // split mode: half of the output columns
   dnnl::layer_normalization_forward ln;
   dnnl::reorder to_low;  // [M, H] fp32 -> bf16 (bf16 mode only)
   std::size_t scratch = 0;  // bytes of user scratchpad the primitives need
@@ -144,6 +151,33 @@ MODULO_EMBED_CLONES void DequantizeGeluRow(const std::int32_t* acc, std::size_t 
   for (std::size_t i = 0; i < n; ++i) y[i] = GeluErf(static_cast<float>(acc[i]) * (row_scale * col_scale[i]) + bias[i]);
 }
 
+// A barrier for the two threads of a split forward pass. Both are running when it is used (the
+// helper is woken once per pass), so waiting spins, pausing, and yields only after ~100 us.
+class SpinBarrier {
+ public:
+  void Wait() {
+    const unsigned phase = phase_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      phase_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; phase_.load(std::memory_order_acquire) == phase; ++spins) {
+      if (spins < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> phase_{0};
+};
+
 }  // namespace
 
 std::string_view PrecisionName(Precision p) noexcept {
@@ -177,6 +211,7 @@ struct BertEncoder::Impl {
   Precision precision = Precision::kFp32;
   bool low = false;   // bf16 dense layers
   bool int8 = false;  // int8 dense layers (s8 x s8 -> s32, per-row activation scales)
+  bool split = false;  // int8 on two threads: a call holding both lanes runs in split mode
   int threads = 1;
   int H = 0, F = 0, NH = 0, D = 0;
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -184,6 +219,8 @@ struct BertEncoder::Impl {
 
   struct Layer {
     DenseWeights qkv, out, ffn1, ffn2;
+    // Split mode (int8, two threads): the same layers as two halves of their output columns.
+    std::array<DenseWeights, 2> qkv_h, out_h, ffn1_h, ffn2_h;
     memory ln1_g, ln1_b, ln2_g, ln2_b;
   };
   std::vector<Layer> layers;
@@ -214,14 +251,19 @@ struct BertEncoder::Impl {
   int lanes_busy = 0;
   int small_pending = 0;   // small calls waiting for or holding a lane decision
   int large_waiting = 0;   // large calls waiting: small calls queue behind them (no starvation)
+  std::chrono::steady_clock::time_point idle_since{};  // when the last lane was released
 
   // Returns the lane to run on; `all` tells whether every lane was taken.
-  std::size_t AcquireSmall(bool may_take_all, bool& all) {
+  // With `after_idle`, every lane is taken only if the encoder has also been idle for
+  // kIdleBeforeAll: under load calls follow each other within microseconds, and running them
+  // side by side, one per lane, serves more of them than taking both lanes for one.
+  std::size_t AcquireSmall(bool may_take_all, bool after_idle, bool& all) {
     std::unique_lock lk(lane_mu);
     ++small_pending;
     lane_cv.wait(lk, [&] { return large_waiting == 0 && lanes_busy < static_cast<int>(lanes.size()); });
     --small_pending;
-    if (may_take_all && lanes_busy == 0 && small_pending == 0) {
+    if (may_take_all && lanes_busy == 0 && small_pending == 0 &&
+        (!after_idle || std::chrono::steady_clock::now() - idle_since >= kIdleBeforeAll)) {
       std::fill(lane_busy.begin(), lane_busy.end(), 1);
       lanes_busy = static_cast<int>(lanes.size());
       all = true;
@@ -251,9 +293,51 @@ struct BertEncoder::Impl {
         lane_busy[lane] = 0;
         --lanes_busy;
       }
+      if (lanes_busy == 0) idle_since = std::chrono::steady_clock::now();
     }
     lane_cv.notify_all();
   }
+  // Split mode (int8, two threads): a call holding both lanes runs each layer's dense GEMMs as
+  // two halves of their output columns and attention as two halves of the heads, one half on the
+  // calling thread and one on `helper`, meeting at a SpinBarrier between steps. This replaces
+  // OpenMP for such calls: libgomp's idle workers sleep between parallel regions when more
+  // threads than cores use OpenMP, which made a two-thread lone query slower in the server than
+  // a one-thread one. The helper sleeps between passes and is woken once per pass.
+  std::thread helper;
+  std::mutex helper_mu;
+  std::condition_variable helper_cv;
+  const std::function<void()>* helper_task = nullptr;
+  bool helper_stop = false;
+  std::atomic<bool> helper_busy{false};
+  SpinBarrier barrier;
+  std::atomic<std::uint64_t> split_calls{0};
+
+  void StartHelper() {
+    helper = std::thread([this] {
+      omp_set_num_threads(1);
+      for (;;) {
+        const std::function<void()>* task = nullptr;
+        {
+          std::unique_lock lk(helper_mu);
+          helper_cv.wait(lk, [&] { return helper_stop || helper_task != nullptr; });
+          if (helper_stop) return;
+          task = std::exchange(helper_task, nullptr);
+        }
+        (*task)();  // never throws: ForwardSplit catches inside every step
+        helper_busy.store(false, std::memory_order_release);
+      }
+    });
+  }
+  ~Impl() {
+    if (!helper.joinable()) return;
+    {
+      std::lock_guard lk(helper_mu);
+      helper_stop = true;
+    }
+    helper_cv.notify_all();
+    helper.join();
+  }
+
   std::mutex cache_mu;  // guards the primitive caches (primitives themselves run concurrently)
   std::unordered_map<memory::dim, std::shared_ptr<RowShape>> rows;
   std::unordered_map<memory::dim, std::shared_ptr<AttnShape>> attn;
@@ -286,7 +370,7 @@ struct BertEncoder::Impl {
   }
 
   // Reorders a PyTorch [out, in] weight into the layout the matmul primitive picks.
-  DenseWeights PrepareDense(const std::vector<float>& w, const std::vector<float>& b, memory::dim out, memory::dim in,
+  DenseWeights PrepareDense(std::span<const float> w, std::span<const float> b, memory::dim out, memory::dim in,
                             bool sum, bool gelu, dt dst_type) {
     DenseWeights d;
     d.in = in;
@@ -309,7 +393,7 @@ struct BertEncoder::Impl {
           q[static_cast<std::size_t>(n * in + k)] = static_cast<std::int8_t>(std::lrint(row[k] / s));
         }
       }
-      d.bias_values = b;
+      d.bias_values.assign(b.begin(), b.end());
       memory user(memory::desc({in, out}, dt::s8, tag::ba), engine, q.data());
       dnnl::reorder(user, d.weights).execute(stream, user, d.weights);
     } else {
@@ -330,6 +414,7 @@ struct BertEncoder::Impl {
     D = c.head_dim();
     emb_ln_g = Vec(model.weights.embeddings_ln_g);
     emb_ln_b = Vec(model.weights.embeddings_ln_b);
+    split = int8 && threads == 2 && NH % 2 == 0 && H % 2 == 0 && F % 2 == 0;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const dt ffn_dst = low && !int8 ? dt::bf16 : dt::f32;
     for (LayerWeights& L : model.weights.layers) {
@@ -341,6 +426,21 @@ struct BertEncoder::Impl {
       layer.out = PrepareDense(L.out_w, L.out_b, H, H, true, false, dt::f32);
       layer.ffn1 = PrepareDense(L.ffn1_w, L.ffn1_b, F, H, false, true, ffn_dst);
       layer.ffn2 = PrepareDense(L.ffn2_w, L.ffn2_b, H, F, true, false, dt::f32);
+      if (split) {
+        auto halves = [&](const std::vector<float>& wv, const std::vector<float>& bv, memory::dim out, memory::dim in) {
+          std::array<DenseWeights, 2> h;
+          const auto half = static_cast<std::size_t>(out / 2);
+          for (std::size_t t = 0; t < 2; ++t) {
+            h[t] = PrepareDense(std::span(wv).subspan(t * half * static_cast<std::size_t>(in), half * static_cast<std::size_t>(in)),
+                                std::span(bv).subspan(t * half, half), out / 2, in, false, false, dt::f32);
+          }
+          return h;
+        };
+        layer.qkv_h = halves(L.qkv_w, L.qkv_b, 3 * H, H);
+        layer.out_h = halves(L.out_w, L.out_b, H, H);
+        layer.ffn1_h = halves(L.ffn1_w, L.ffn1_b, F, H);
+        layer.ffn2_h = halves(L.ffn2_w, L.ffn2_b, H, F);
+      }
       layer.ln1_g = Vec(L.ln1_g);
       layer.ln1_b = Vec(L.ln1_b);
       layer.ln2_g = Vec(L.ln2_g);
@@ -402,6 +502,13 @@ struct BertEncoder::Impl {
       s.ffn1 = dnnl::matmul(track(DensePd(m, l0.ffn1, l0.ffn1.wdesc, false, true, low && !int8 ? dt::bf16 : dt::f32)));
       s.ffn2 = dnnl::matmul(track(DensePd(m, l0.ffn2, l0.ffn2.wdesc, true, false, dt::f32)));
     }
+    if (split && m <= kInt8TileRows) {
+      const auto& a = l0.qkv_h[0];
+      s.qkv_h = dnnl::matmul(track(DensePd(m, a, a.wdesc, false, false, dt::f32)));
+      s.out_h = dnnl::matmul(track(DensePd(m, l0.out_h[0], l0.out_h[0].wdesc, false, false, dt::f32)));
+      s.ffn1_h = dnnl::matmul(track(DensePd(m, l0.ffn1_h[0], l0.ffn1_h[0].wdesc, false, false, dt::f32)));
+      s.ffn2_h = dnnl::matmul(track(DensePd(m, l0.ffn2_h[0], l0.ffn2_h[0].wdesc, false, false, dt::f32)));
+    }
     memory::desc data({m, H}, dt::f32, tag::ab);
     s.ln = dnnl::layer_normalization_forward(track(dnnl::layer_normalization_forward::primitive_desc(
         dnnl::layer_normalization_forward::desc(dnnl::prop_kind::forward_inference, data, model.config.layer_norm_eps,
@@ -416,20 +523,23 @@ struct BertEncoder::Impl {
   }
 
   // Views of the packed [B*S, 3H] qkv buffer as per-head matrices, for B sequences of S tokens.
-  memory::desc QDesc(memory::dim b, memory::dim s) const {
-    return memory::desc({b, NH, s, D}, dt::f32, {s * 3 * H, D, 3 * H, 1});
+  // `nh` heads (all NH, or half of them in split mode).
+  memory::desc QDesc(memory::dim b, memory::dim s, memory::dim nh) const {
+    return memory::desc({b, nh, s, D}, dt::f32, {s * 3 * H, D, 3 * H, 1});
   }
-  memory::desc KtDesc(memory::dim b, memory::dim s) const {
-    return memory::desc({b, NH, D, s}, dt::f32, {s * 3 * H, D, 1, 3 * H});
+  memory::desc KtDesc(memory::dim b, memory::dim s, memory::dim nh) const {
+    return memory::desc({b, nh, D, s}, dt::f32, {s * 3 * H, D, 1, 3 * H});
   }
-  memory::desc ScoreDesc(memory::dim b, memory::dim s) const { return memory::desc({b, NH, s, s}, dt::f32, tag::abcd); }
-  memory::desc CtxDesc(memory::dim b, memory::dim s) const {
-    return memory::desc({b, NH, s, D}, dt::f32, {s * H, D, H, 1});
+  memory::desc ScoreDesc(memory::dim b, memory::dim s, memory::dim nh) const {
+    return memory::desc({b, nh, s, s}, dt::f32, tag::abcd);
+  }
+  memory::desc CtxDesc(memory::dim b, memory::dim s, memory::dim nh) const {
+    return memory::desc({b, nh, s, D}, dt::f32, {s * H, D, H, 1});
   }
 
-  std::shared_ptr<AttnShape> Attn(memory::dim b, memory::dim s) {
+  std::shared_ptr<AttnShape> Attn(memory::dim b, memory::dim s, memory::dim nh) {
     std::lock_guard lock(cache_mu);
-    const memory::dim key = b * 4096 + s;
+    const memory::dim key = (nh * 64 + b) * 4096 + s;
     if (auto it = attn.find(key); it != attn.end()) return it->second;
     if (attn.size() >= kMaxCachedAttnShapes) attn.clear();
     AttnShape a;
@@ -438,11 +548,11 @@ struct BertEncoder::Impl {
       return pd;
     };
     a.qk = dnnl::matmul(track(dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(QDesc(b, s), KtDesc(b, s), ScoreDesc(b, s)), UserScratchpad(), engine)));
+        dnnl::matmul::desc(QDesc(b, s, nh), KtDesc(b, s, nh), ScoreDesc(b, s, nh)), UserScratchpad(), engine)));
     a.softmax = dnnl::softmax_forward(track(dnnl::softmax_forward::primitive_desc(
-        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, ScoreDesc(b, s), 3), UserScratchpad(), engine)));
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, ScoreDesc(b, s, nh), 3), UserScratchpad(), engine)));
     a.pv = dnnl::matmul(track(dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(ScoreDesc(b, s), QDesc(b, s), CtxDesc(b, s)), UserScratchpad(), engine)));
+        dnnl::matmul::desc(ScoreDesc(b, s, nh), QDesc(b, s, nh), CtxDesc(b, s, nh)), UserScratchpad(), engine)));
     return attn.emplace(key, std::make_shared<AttnShape>(std::move(a))).first->second;
   }
 
@@ -471,8 +581,10 @@ struct BertEncoder::Impl {
   // (token) gets its own activation scale, so an outlier in one token costs no other token its
   // precision and a text's vector does not depend on its batch. Rows go through in tiles of
   // kInt8TileRows, so a tile's int32 accumulators are still in cache when the epilogue reads them.
+  // `dst` rows are `ld` floats apart (w.out, or the full width when writing half of the columns).
   void DenseInt8(dnnl::stream& stream, Lane& lane, dnnl::matmul RowShape::*prim, const DenseWeights& w,
-                 memory::dim m, const float* src, float* dst, bool accumulate, bool gelu) {
+                 memory::dim m, const float* src, float* dst, bool accumulate, bool gelu, memory::dim ld = 0) {
+    if (ld == 0) ld = w.out;
     const auto cols = static_cast<std::size_t>(w.in);
     const auto outs = static_cast<std::size_t>(w.out);
     std::int8_t* q = lane.xq.data();
@@ -487,17 +599,180 @@ struct BertEncoder::Impl {
       memory d(memory::desc({rows, w.out}, dt::s32, tag::ab), engine, lane.acc.data());
       ((*tile).*prim).execute(stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_DST, d},
                                        {DNNL_ARG_SCRATCHPAD, Scratch(lane, tile->scratch)}});
-      float* out = dst + r0 * w.out;
+      float* out = dst + r0 * ld;
       for (memory::dim r = 0; r < rows; ++r) {
         const auto off = static_cast<std::size_t>(r) * outs;
+        float* y = out + r * ld;
         const float rs = lane.row_scales[static_cast<std::size_t>(r)];
         if (gelu) {
-          DequantizeGeluRow(lane.acc.data() + off, outs, rs, w.scales.data(), w.bias_values.data(), out + off);
+          DequantizeGeluRow(lane.acc.data() + off, outs, rs, w.scales.data(), w.bias_values.data(), y);
         } else {
-          DequantizeRow(lane.acc.data() + off, outs, rs, w.scales.data(), w.bias_values.data(), out + off, accumulate);
+          DequantizeRow(lane.acc.data() + off, outs, rs, w.scales.data(), w.bias_values.data(), y, accumulate);
         }
       }
     }
+  }
+
+  // offsets[b] is the first row of sequence b; offsets.back() the number of real rows.
+  static std::vector<memory::dim> Offsets(std::span<const std::vector<std::int32_t>* const> seqs) {
+    std::vector<memory::dim> offsets(seqs.size() + 1, 0);
+    for (std::size_t b = 0; b < seqs.size(); ++b) offsets[b + 1] = offsets[b] + static_cast<memory::dim>(seqs[b]->size());
+    return offsets;
+  }
+
+  // Embeddings: word + position + token type 0; bucket rows past the sequences are zeros.
+  void EmbedTokens(std::span<const std::vector<std::int32_t>* const> seqs, const std::vector<memory::dim>& offsets,
+                   memory::dim m, float* x) const {
+    const BertWeights& w = model.weights;
+    const float* te = w.token_type_embeddings.data();
+    for (std::size_t b = 0; b < seqs.size(); ++b) {
+      const auto& ids = *seqs[b];
+      for (std::size_t t = 0; t < ids.size(); ++t) {
+        float* dst = x + (offsets[b] + static_cast<memory::dim>(t)) * H;
+        const float* we = w.word_embeddings.data() + static_cast<std::size_t>(ids[t]) * H;
+        const float* pe = w.position_embeddings.data() + t * H;
+        for (int i = 0; i < H; ++i) dst[i] = we[i] + pe[i] + te[i];
+      }
+    }
+    std::fill(x + offsets.back() * H, x + m * H, 0.f);
+  }
+
+  // Pooling (mean over each sequence's tokens, or CLS) and L2 normalisation.
+  void Pool(const float* x, const std::vector<memory::dim>& offsets, float* const* outs) const {
+    const std::size_t count = offsets.size() - 1;
+    for (std::size_t b = 0; b < count; ++b) {
+      const memory::dim L = offsets[b + 1] - offsets[b];
+      float* out = outs[b];
+      const float* rows0 = x + offsets[b] * H;
+      if (model.pooling == Pooling::kCls) {
+        std::copy(rows0, rows0 + H, out);
+      } else {
+        std::fill(out, out + H, 0.f);
+        for (memory::dim t = 0; t < L; ++t) {
+          const float* r = rows0 + t * H;
+          for (int i = 0; i < H; ++i) out[i] += r[i];
+        }
+        const float inv = 1.0f / static_cast<float>(L);
+        for (int i = 0; i < H; ++i) out[i] *= inv;
+      }
+      if (model.normalize) {
+        double ss = 0;
+        for (int i = 0; i < H; ++i) ss += static_cast<double>(out[i]) * out[i];
+        const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+        for (int i = 0; i < H; ++i) out[i] *= inv;
+      }
+    }
+  }
+
+  // Self-attention of each sequence over its own tokens, for heads [h0, h0 + nh): scores = Q K^T
+  // (the 1/sqrt(d) scale is folded into Q), softmax, context = P V written back as [rows, H].
+  // Consecutive sequences of equal length (inputs are sorted by length) share one batched call.
+  void Attention(dnnl::stream& stream, Lane& lane, const std::vector<memory::dim>& offsets, memory::dim h0,
+                 memory::dim nh, float* qkv, float* ctx) {
+    const std::size_t count = offsets.size() - 1;
+    for (std::size_t b = 0; b < count;) {
+      const memory::dim len = offsets[b + 1] - offsets[b];
+      std::size_t run = 1;
+      while (b + run < count && run < static_cast<std::size_t>(kMaxAttnBatch) &&
+             offsets[b + run + 1] - offsets[b + run] == len) {
+        ++run;
+      }
+      memory::dim n = 1;
+      while (n * 2 <= static_cast<memory::dim>(run)) n *= 2;
+      const std::shared_ptr<AttnShape> as_ptr = Attn(n, len, nh);
+      AttnShape& as = *as_ptr;
+      memory ascratch = Scratch(lane, as.scratch);
+      float* base = qkv + offsets[b] * 3 * H + h0 * D;
+      memory q(QDesc(n, len, nh), engine, base);
+      memory kt(KtDesc(n, len, nh), engine, base + H);
+      memory v(QDesc(n, len, nh), engine, base + 2 * H);
+      memory sc(ScoreDesc(n, len, nh), engine, lane.scores.data());
+      memory c(CtxDesc(n, len, nh), engine, ctx + offsets[b] * H + h0 * D);
+      as.qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+      as.softmax.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+      as.pv.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, ascratch}});
+      b += static_cast<std::size_t>(n);
+    }
+  }
+
+  // One sub-batch in split mode (see `helper`): lanes[0] holds the activations, each thread uses
+  // its own lane's quantization, accumulator and score buffers.
+  void ForwardSplit(std::span<const std::vector<std::int32_t>* const> seqs, float* const* outs) {
+    Lane& shared = lanes[0];
+    Reserve(lanes[0]);
+    Reserve(lanes[1]);
+    const std::vector<memory::dim> offsets = Offsets(seqs);
+    const memory::dim real = offsets.back();
+    const memory::dim m = BucketRows(real);
+    const memory::dim rows0 = m / 2;  // LayerNorm: thread 0 takes rows [0, rows0), thread 1 the rest
+    float* x = shared.x.data();
+    float* qkv = shared.qkv.data();
+    float* ctx = shared.ctx.data();
+    float* ffn = shared.ffn.data();
+    std::atomic<bool> failed{false};
+    std::string failure;
+    std::mutex failure_mu;
+    auto half = [&](int t) {
+      Lane& lane = lanes[static_cast<std::size_t>(t)];
+      dnnl::stream stream(engine);
+      // Each step runs whatever happens; a failure is recorded and the barriers are still met.
+      auto step = [&](auto&& work) {
+        if (!failed.load(std::memory_order_relaxed)) {
+          try {
+            work();
+            stream.wait();
+          } catch (const std::exception& e) {
+            std::lock_guard lk(failure_mu);
+            failure = e.what();
+            failed.store(true);
+          }
+        }
+        barrier.Wait();
+      };
+      const memory::dim r0 = t == 0 ? 0 : rows0, rn = t == 0 ? rows0 : m - rows0;
+      auto layer_norm = [&](const memory& g, const memory& b) {
+        if (rn == 0) return;
+        const std::shared_ptr<RowShape> rs = Rows(rn);
+        LayerNorm(stream, Scratch(lane, rs->scratch), *rs, rn, x + r0 * H, g, b);
+      };
+      step([&] {
+        if (t == 0) EmbedTokens(seqs, offsets, m, x);
+      });
+      step([&] { layer_norm(emb_ln_g, emb_ln_b); });
+      const memory::dim hh = H / 2, ff = F / 2, heads = NH / 2;
+      for (Layer& layer : layers) {
+        const auto u = static_cast<std::size_t>(t);
+        step([&] {
+          // Q, K and V each in two column halves: thread t writes columns [t * 3H/2, (t+1) * 3H/2).
+          DenseInt8(stream, lane, &RowShape::qkv_h, layer.qkv_h[u], m, x, qkv + t * 3 * hh, false, false, 3 * H);
+        });
+        step([&] {
+          Attention(stream, lane, offsets, t * heads, heads, qkv, ctx);
+          if (t == 0 && m > real) std::fill(ctx + real * H, ctx + m * H, 0.f);
+        });
+        step([&] { DenseInt8(stream, lane, &RowShape::out_h, layer.out_h[u], m, ctx, x + t * hh, true, false, H); });
+        step([&] { layer_norm(layer.ln1_g, layer.ln1_b); });
+        step([&] { DenseInt8(stream, lane, &RowShape::ffn1_h, layer.ffn1_h[u], m, x, ffn + t * ff, false, true, F); });
+        step([&] { DenseInt8(stream, lane, &RowShape::ffn2_h, layer.ffn2_h[u], m, ffn, x + t * hh, true, false, H); });
+        step([&] { layer_norm(layer.ln2_g, layer.ln2_b); });
+      }
+    };
+    const std::function<void()> helper_half = [&] { half(1); };
+    helper_busy.store(true, std::memory_order_release);
+    {
+      std::lock_guard lk(helper_mu);
+      helper_task = &helper_half;
+    }
+    helper_cv.notify_one();
+    half(0);
+    // The helper has passed the last barrier; wait until it has left `helper_half` too.
+    while (helper_busy.load(std::memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    if (failed.load()) throw std::runtime_error(failure);
+    Pool(x, offsets, outs);
   }
 
   // One sub-batch: the sequences' tokens packed one after another, no padding between them.
@@ -508,29 +783,13 @@ struct BertEncoder::Impl {
     auto& qkv = lane.qkv;
     auto& ctx = lane.ctx;
     auto& ffn = lane.ffn;
-    auto& scores = lane.scores;
     auto& x_low = lane.x_low;
     auto& ctx_low = lane.ctx_low;
     auto& ffn_low = lane.ffn_low;
-    const std::size_t count = seqs.size();
-    // offsets[b] is the first row of sequence b; offsets[count] the number of real rows.
-    std::vector<memory::dim> offsets(count + 1, 0);
-    for (std::size_t b = 0; b < count; ++b) offsets[b + 1] = offsets[b] + static_cast<memory::dim>(seqs[b]->size());
-    const memory::dim real = offsets[count];
+    const std::vector<memory::dim> offsets = Offsets(seqs);
+    const memory::dim real = offsets.back();
     const memory::dim m = BucketRows(real);
-    const BertWeights& w = model.weights;
-    // Embeddings: word + position + token type 0; bucket rows past the sequences are zeros.
-    const float* te = w.token_type_embeddings.data();
-    for (std::size_t b = 0; b < count; ++b) {
-      const auto& ids = *seqs[b];
-      for (std::size_t t = 0; t < ids.size(); ++t) {
-        float* dst = x.data() + (offsets[b] + static_cast<memory::dim>(t)) * H;
-        const float* we = w.word_embeddings.data() + static_cast<std::size_t>(ids[t]) * H;
-        const float* pe = w.position_embeddings.data() + t * H;
-        for (int i = 0; i < H; ++i) dst[i] = we[i] + pe[i] + te[i];
-      }
-    }
-    std::fill(x.data() + real * H, x.data() + m * H, 0.f);
+    EmbedTokens(seqs, offsets, m, x.data());
     const std::shared_ptr<RowShape> rs_ptr = Rows(m);
     RowShape& rs = *rs_ptr;
     LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), emb_ln_g, emb_ln_b);
@@ -543,32 +802,7 @@ struct BertEncoder::Impl {
       } else {
         Dense(stream, Scratch(lane, rs.scratch), rs.qkv, layer.qkv, m, x.data(), dt::f32, qkv.data(), dt::f32);
       }
-      // Self-attention of each sequence over its own tokens: scores = Q K^T (the 1/sqrt(d) scale
-      // is folded into Q), softmax, context = P V written back as [rows, H]. Consecutive
-      // sequences of equal length (inputs are sorted by length) share one batched call.
-      for (std::size_t b = 0; b < count;) {
-        const memory::dim len = offsets[b + 1] - offsets[b];
-        std::size_t run = 1;
-        while (b + run < count && run < static_cast<std::size_t>(kMaxAttnBatch) &&
-               offsets[b + run + 1] - offsets[b + run] == len) {
-          ++run;
-        }
-        memory::dim n = 1;
-        while (n * 2 <= static_cast<memory::dim>(run)) n *= 2;
-        const std::shared_ptr<AttnShape> as_ptr = Attn(n, len);
-        AttnShape& as = *as_ptr;
-        memory ascratch = Scratch(lane, as.scratch);
-        float* base = qkv.data() + offsets[b] * 3 * H;
-        memory q(QDesc(n, len), engine, base);
-        memory kt(KtDesc(n, len), engine, base + H);
-        memory v(QDesc(n, len), engine, base + 2 * H);
-        memory sc(ScoreDesc(n, len), engine, scores.data());
-        memory c(CtxDesc(n, len), engine, ctx.data() + offsets[b] * H);
-        as.qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-        as.softmax.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-        as.pv.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-        b += static_cast<std::size_t>(n);
-      }
+      Attention(stream, lane, offsets, 0, NH, qkv.data(), ctx.data());
       if (m > real) std::fill(ctx.data() + real * H, ctx.data() + m * H, 0.f);
       if (int8) {
         DenseInt8(stream, lane, &RowShape::out, layer.out, m, ctx.data(), x.data(), true, false);
@@ -593,29 +827,7 @@ struct BertEncoder::Impl {
       LayerNorm(stream, Scratch(lane, rs.scratch), rs, m, x.data(), layer.ln2_g, layer.ln2_b);
     }
     stream.wait();
-    // Pooling and L2 normalisation.
-    for (std::size_t b = 0; b < count; ++b) {
-      const memory::dim L = offsets[b + 1] - offsets[b];
-      float* out = outs[b];
-      const float* rows0 = x.data() + offsets[b] * H;
-      if (model.pooling == Pooling::kCls) {
-        std::copy(rows0, rows0 + H, out);
-      } else {
-        std::fill(out, out + H, 0.f);
-        for (memory::dim t = 0; t < L; ++t) {
-          const float* r = rows0 + t * H;
-          for (int i = 0; i < H; ++i) out[i] += r[i];
-        }
-        const float inv = 1.0f / static_cast<float>(L);
-        for (int i = 0; i < H; ++i) out[i] *= inv;
-      }
-      if (model.normalize) {
-        double ss = 0;
-        for (int i = 0; i < H; ++i) ss += static_cast<double>(out[i]) * out[i];
-        const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
-        for (int i = 0; i < H; ++i) out[i] *= inv;
-      }
-    }
+    Pool(x.data(), offsets, outs);
   }
 };
 
@@ -643,6 +855,7 @@ Result<std::unique_ptr<BertEncoder>> BertEncoder::Create(BertModel model, const 
   try {
     omp_set_num_threads(impl->threads);
     if (auto s = impl->Prepare(); !s) return Fail(std::move(s.error()));
+    if (impl->split) impl->StartHelper();
   } catch (const dnnl::error& e) {
     return Fail(Error::Internal(std::string("oneDNN could not set up the encoder: ") + e.what()));
   }
@@ -688,10 +901,19 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
   const bool small = groups.size() == 1 && groups[0].rows <= kSmallRows;
   if (small && im.threads > 1) {
     bool all = false;
-    const std::size_t lane = im.AcquireSmall(groups[0].rows > kOneThreadRows, all);
+    // In split mode a small call that finds the encoder idle (and idle for a while: not under
+    // load) takes both lanes: the split has no OpenMP regions, so even a lone query gains from
+    // the second core.
+    const std::size_t lane = im.AcquireSmall(im.split || groups[0].rows > kOneThreadRows, im.split, all);
     try {
-      omp_set_num_threads(all ? im.threads : 1);
-      im.Forward(im.lanes[lane], groups[0].seqs, groups[0].outs.data());
+      if (all && im.split) {
+        omp_set_num_threads(1);
+        im.split_calls.fetch_add(1, std::memory_order_relaxed);
+        im.ForwardSplit(groups[0].seqs, groups[0].outs.data());
+      } else {
+        omp_set_num_threads(all ? im.threads : 1);
+        im.Forward(im.lanes[lane], groups[0].seqs, groups[0].outs.data());
+      }
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -732,6 +954,7 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
 }
 
 int BertEncoder::dimension() const noexcept { return impl_->H; }
+std::uint64_t BertEncoder::split_calls() const noexcept { return impl_->split_calls.load(std::memory_order_relaxed); }
 int BertEncoder::max_seq_length() const noexcept { return impl_->model.max_seq_length; }
 Precision BertEncoder::effective_precision() const noexcept { return impl_->precision; }
 const BertModel& BertEncoder::model() const noexcept { return impl_->model; }

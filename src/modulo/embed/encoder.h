@@ -19,9 +19,13 @@
 //
 // Threads: a large call (ingestion batches) has the whole encoder: its sub-batches run one per
 // thread, or a single sub-batch uses all `threads` inside each oneDNN call. A small call (one
-// sub-batch of at most 512 tokens, such as a micro-batch of queries) runs on one thread
-// when other calls are in flight, so concurrent query batches proceed side by side, one per core;
-// alone, it uses all threads when it has more than 64 rows (below that one thread is faster).
+// sub-batch of at most 512 tokens, such as a micro-batch of queries) runs on one thread when
+// other calls are in flight, so concurrent query batches proceed side by side, one per core.
+// Alone, it uses all threads when it has more than 64 rows (below that one thread is faster
+// than OpenMP's per-primitive barriers). With int8 on two threads there is a split mode instead:
+// a small call that finds the encoder idle, and idle for at least 300 us (so not under load),
+// runs each layer as two halves (output columns of the GEMMs, heads of attention) on the calling
+// thread and a helper thread that meet at spin barriers, with no OpenMP regions at all.
 //
 // Thread-safety: Encode() may be called from any thread concurrently.
 #pragma once
@@ -69,6 +73,8 @@ class BertEncoder {
   [[nodiscard]] int max_seq_length() const noexcept;
   [[nodiscard]] Precision effective_precision() const noexcept;
   [[nodiscard]] const BertModel& model() const noexcept;
+  // Calls that ran in split mode so far (int8 on two threads; for tests and diagnostics).
+  [[nodiscard]] std::uint64_t split_calls() const noexcept;
 
   // Floating-point operations of one forward pass over a sequence of `length` tokens.
   [[nodiscard]] static double ForwardFlops(const BertConfig& config, int length);
