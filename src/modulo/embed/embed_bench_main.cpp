@@ -1,11 +1,13 @@
 // modulo_embed_bench: measures the built-in embedding engine on texts from a file.
 //
-//   modulo_embed_bench --model DIR --texts FILE [--precision fp32|bf16|auto] [--threads N]
-//                      [--batch N] [--rounds N] [--mode throughput|latency|gemm]
+//   modulo_embed_bench --model DIR --texts FILE [--precision fp32|bf16|int8|auto] [--threads N]
+//                      [--batch N] [--rounds N] [--mode throughput|latency|gemm] [--pause-us N]
 //
 // FILE holds one text per line. `throughput` embeds all texts in batches of --batch (default 32)
 // for --rounds rounds after one warm-up round; `latency` embeds each text alone (batch of one)
-// and reports percentiles. Prints one JSON object. Used by bench/embed/compare.py.
+// and reports percentiles, back to back or, with --pause-us, each after an untimed pause (a lone
+// request reaching an idle engine, which is when int8 on two threads uses split mode). Prints
+// one JSON object. Used by bench/embed/compare.py.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -59,7 +62,7 @@ int GemmRate(int threads, const std::string& precision, int rows) {
 
 int Run(int argc, char** argv) {
   std::string model_dir, texts_path, precision = "fp32", mode = "throughput";
-  int threads = 2, batch = 32, rounds = 3;
+  int threads = 2, batch = 32, rounds = 3, pause_us = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model_dir = v;
@@ -69,6 +72,7 @@ int Run(int argc, char** argv) {
     else if (k == "--batch") batch = std::atoi(v.c_str());
     else if (k == "--rounds") rounds = std::atoi(v.c_str());
     else if (k == "--mode") mode = v;
+    else if (k == "--pause-us") pause_us = std::atoi(v.c_str());
   }
   if (mode == "gemm") return GemmRate(threads, precision, batch);
   if (model_dir.empty() || texts_path.empty() || batch < 1 || rounds < 1) {
@@ -124,6 +128,7 @@ int Run(int argc, char** argv) {
     std::vector<double> ms;
     for (int r = 0; r < rounds + 1; ++r) {
       for (const auto& one : ids) {
+        if (pause_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
         const auto t0 = Clock::now();
         if (!(*enc)->Encode(std::span(&one, 1), out)) return 1;
         if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -132,8 +137,9 @@ int Run(int argc, char** argv) {
     std::sort(ms.begin(), ms.end());
     auto pct = [&](double q) { return ms[static_cast<std::size_t>(q * static_cast<double>(ms.size() - 1))]; };
     std::printf("{\"engine\":\"modulo\",\"mode\":\"latency\",\"precision\":\"%s\",\"threads\":%d,\"queries\":%zu,"
-                "\"avg_tokens\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f}\n",
-                eff.c_str(), threads, ms.size(), tokens / static_cast<double>(ids.size()), pct(0.5), pct(0.9), pct(0.99));
+                "\"pause_us\":%d,\"avg_tokens\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f}\n",
+                eff.c_str(), threads, ms.size(), pause_us, tokens / static_cast<double>(ids.size()), pct(0.5), pct(0.9),
+                pct(0.99));
     return 0;
   }
   auto round = [&]() -> bool {
