@@ -133,10 +133,9 @@ def main():
     print(f"reference: torch {torch.__version__}, sentence-transformers {sentence_transformers.__version__}")
 
     best = {}
-    def keep(name, cps, p50, b2b):
-        old = best.get(name)
-        best[name] = (max(cps, old[0]) if old else cps, min(p50, old[1]) if old else p50,
-                      min(b2b, old[2]) if old else b2b)
+    def keep(name, *figures):  # chunks/s (best: highest), then latencies (best: lowest)
+        old = best.get(name, figures)
+        best[name] = (max(figures[0], old[0]), *map(min, figures[1:], old[1:]))
 
     gemm_rates = {}
     for r in range(args.rounds):

@@ -27,7 +27,7 @@ struct Fixture {
   BertConfig config;
 };
 
-Fixture* Get(Precision p) {
+Fixture* Load(Precision p) {
   static std::unique_ptr<Fixture> fixtures[4];
   auto& f = fixtures[static_cast<int>(p)];
   if (!f) {
@@ -45,6 +45,18 @@ Fixture* Get(Precision p) {
   return f.get();
 }
 
+// The encoder for `p`, with its effective precision as the benchmark's label; null, with the
+// benchmark skipped and told how to fetch the model, when the model is missing.
+Fixture* Get(benchmark::State& state, Precision p) {
+  Fixture* f = Load(p);
+  if (f == nullptr) {
+    state.SkipWithError(testing::MissingModelMessage().c_str());
+    return nullptr;
+  }
+  state.SetLabel(std::string(PrecisionName(f->encoder->effective_precision())));
+  return f;
+}
+
 // Random in-vocabulary ids framed by [CLS] (101) and [SEP] (102).
 std::vector<std::int32_t> Sequence(int length, std::mt19937& rng) {
   std::uniform_int_distribution<std::int32_t> id(2000, 29000);
@@ -56,11 +68,8 @@ std::vector<std::int32_t> Sequence(int length, std::mt19937& rng) {
 }
 
 void BM_Query16(benchmark::State& state, Precision p) {
-  Fixture* f = Get(p);
-  if (f == nullptr) {
-    state.SkipWithError(testing::MissingModelMessage().c_str());
-    return;
-  }
+  Fixture* f = Get(state, p);
+  if (f == nullptr) return;
   std::mt19937 rng(1);
   std::vector<std::vector<std::int32_t>> queries;
   for (int i = 0; i < 64; ++i) queries.push_back(Sequence(16, rng));
@@ -71,15 +80,11 @@ void BM_Query16(benchmark::State& state, Precision p) {
   }
   state.counters["GFLOPs"] = benchmark::Counter(BertEncoder::ForwardFlops(f->config, 16) * 1e-9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(PrecisionName(f->encoder->effective_precision())));
 }
 
 void BM_Chunks128(benchmark::State& state, Precision p) {
-  Fixture* f = Get(p);
-  if (f == nullptr) {
-    state.SkipWithError(testing::MissingModelMessage().c_str());
-    return;
-  }
+  Fixture* f = Get(state, p);
+  if (f == nullptr) return;
   std::mt19937 rng(2);
   const int batch = 32;
   std::vector<std::vector<std::int32_t>> chunks;
@@ -91,15 +96,11 @@ void BM_Chunks128(benchmark::State& state, Precision p) {
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["GFLOPs"] = benchmark::Counter(batch * BertEncoder::ForwardFlops(f->config, 128) * 1e-9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(PrecisionName(f->encoder->effective_precision())));
 }
 
 void BM_QueryBatch(benchmark::State& state, Precision p) {
-  Fixture* f = Get(p);
-  if (f == nullptr) {
-    state.SkipWithError(testing::MissingModelMessage().c_str());
-    return;
-  }
+  Fixture* f = Get(state, p);
+  if (f == nullptr) return;
   std::mt19937 rng(3);
   std::uniform_int_distribution<int> length(10, 40);
   std::vector<std::vector<std::int32_t>> questions;
@@ -119,7 +120,6 @@ void BM_QueryBatch(benchmark::State& state, Precision p) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
   state.counters["GFLOPs"] = benchmark::Counter(static_cast<double>(n) * flops / 256 * 1e-9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(PrecisionName(f->encoder->effective_precision())));
 }
 
 void BM_Tokenize1MB(benchmark::State& state) {
