@@ -333,8 +333,9 @@ def test_calm_path_through_nginx_uses_the_shared_engines(cluster):
     session = requests.post(first + "/api/conversations", timeout=30,
                             json={"collection_id": cid, "session_name": "across"}).json()
     for s in cluster.servers:
-        body = search(s.url, cid, "How does a volcano erupt?").json()
-        assert body["metadata"]["generation_error"]["code"] == "unavailable", body["metadata"]
+        r = search(s.url, cid, "How does a volcano erupt?")
+        assert r.status_code == 200, (s.url, r.text)
+        assert r.json()["metadata"]["generation_error"]["code"] == "unavailable", r.json()["metadata"]
         turn = requests.post(f"{s.url}/api/conversations/{session['id']}/messages", timeout=60,
                              json={"content": "and what about lava?"})
         assert turn.status_code == 200, turn.text

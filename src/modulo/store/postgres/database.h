@@ -84,14 +84,25 @@ class Database {
   // this process's own read-your-writes tracking cannot know about.
   template <typename F>
   auto WithRead(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    return WithRead(std::forward<F>(fn), [](const auto&) { return false; });
+  }
+  // The same, and a replica's successful answer for which suspect(value) is true is asked again
+  // on the primary as well: the answer a lagging replica gives where "not found" has no error
+  // code, such as an empty list of the children of a parent another process just wrote.
+  template <typename F, typename S>
+  auto WithRead(F&& fn, S&& suspect) -> decltype(fn(std::declval<Connection&>())) {
     auto lease = Read();
     if (!lease) return Fail(lease.error());
     const bool on_replica = &lease->pool() != primary_.get();
     auto out = fn(**lease);
-    if (out || !on_replica) return out;
-    const ErrorCode code = out.error().code();
-    if (code != ErrorCode::kUnavailable && code != ErrorCode::kNotFound) return out;
-    if (code == ErrorCode::kUnavailable) MarkDown(lease->pool());
+    if (!on_replica) return out;
+    if (out) {
+      if (!suspect(*out)) return out;
+    } else {
+      const ErrorCode code = out.error().code();
+      if (code != ErrorCode::kUnavailable && code != ErrorCode::kNotFound) return out;
+      if (code == ErrorCode::kUnavailable) MarkDown(lease->pool());
+    }
     auto again = Primary();
     if (!again) return Fail(again.error());
     return fn(**again);

@@ -9,8 +9,10 @@
 #include <thread>
 
 #include "modulo/store/postgres/pg.h"
+#include "modulo/store/postgres/pg_identity_store.h"
 #include "modulo/store/postgres/pg_metadata_store.h"
 #include "modulo/store/postgres/pg_test_server.h"
+#include "modulo/store/postgres/pg_user_config_store.h"
 #include "modulo/store/postgres/pool.h"
 
 namespace modulo::store::postgres {
@@ -412,6 +414,45 @@ TEST_F(PgReplicaTest, ARowAnotherProcessJustWroteIsFoundThroughThePrimary) {
   auto missing = reader.GetFile("no-such-file");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE((*on_replica)->ExecScript("SELECT pg_wal_replay_resume()"));
+
+  // A user adds a provider and a model (not the default) on one server and asks a question on
+  // another: the reader looks for a default model (NotFound), then lists the provider's models.
+  // The replica's empty list is asked again on the primary, which has the model.
+  PostgresIdentityStore writer_identity(*writer_db);
+  User u;
+  u.name = "replica-reader";
+  auto user = writer_identity.CreateUser(u);
+  ASSERT_TRUE(user) << user.error().ToString();
+  ASSERT_TRUE((*on_replica)->ExecScript("SELECT pg_wal_replay_pause()"));
+  PostgresUserConfigStore writer_configs(*writer_db), reader_configs(*reader_db);
+  ConfigRecord provider;
+  provider.user_id = user->id;
+  provider.kind = ConfigKind::kLlmProvider;
+  provider.name = "closed";
+  provider.is_default = true;
+  auto p = writer_configs.Create(provider);
+  ASSERT_TRUE(p) << p.error().ToString();
+  ConfigRecord model;
+  model.user_id = user->id;
+  model.kind = ConfigKind::kLlmModel;
+  model.parent_id = model.scope = p->id;
+  model.name = "m";
+  ASSERT_TRUE(writer_configs.Create(model));
+  const auto before_list = replica.stats().acquired;
+  auto found = reader_configs.GetDefault(user->id, ConfigKind::kLlmProvider, "");
+  ASSERT_TRUE(found) << found.error().ToString();
+  EXPECT_EQ(found->id, p->id);
+  EXPECT_EQ(reader_configs.GetDefault(user->id, ConfigKind::kLlmModel, p->id).error().code(), ErrorCode::kNotFound);
+  auto models = reader_configs.List(user->id, ConfigKind::kLlmModel, p->id);
+  ASSERT_TRUE(models) << models.error().ToString();
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ(models->at(0).name, "m");
+  EXPECT_GE(replica.stats().acquired, before_list + 3) << "each read asked the replica first";
+  // A list that is empty everywhere is still empty.
+  auto none = reader_configs.List(user->id, ConfigKind::kPipeline);
+  ASSERT_TRUE(none) << none.error().ToString();
+  EXPECT_TRUE(none->empty());
   ASSERT_TRUE((*on_replica)->ExecScript("SELECT pg_wal_replay_resume()"));
 }
 

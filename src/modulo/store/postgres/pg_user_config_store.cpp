@@ -136,7 +136,7 @@ Result<std::vector<ConfigRecord>> PostgresUserConfigStore::List(const std::strin
     std::vector<ConfigRecord> out;
     for (int i = 0; i < r->rows(); ++i) out.push_back(ReadRecord(*r, i));
     return out;
-  });
+  }, [](const std::vector<ConfigRecord>& found) { return found.empty(); });
 }
 
 Result<ConfigRecord> PostgresUserConfigStore::Update(const ConfigRecord& r, bool replace_secret) {

@@ -11,8 +11,10 @@
 // default of one scope run one after the other and the partial unique index (one default per
 // scope) never refuses either.
 //
-// Reads and replicas (database.h): Get, List and GetDefault may read a replica (a NotFound there
-// is asked again on the primary); everything inside writes reads the primary.
+// Reads and replicas (database.h): Get, List and GetDefault may read a replica; a NotFound or
+// an empty List there is asked again on the primary (another server may have just written the
+// rows: a user adds a provider and a model on one server and searches on the next one).
+// Everything inside writes reads the primary.
 //
 // Thread-safety: all methods are thread-safe.
 #pragma once
