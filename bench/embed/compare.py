@@ -4,7 +4,9 @@ same model files, same texts, same thread count, measured in the same run.
 
 Prints the machine, then for each engine: 128-token chunks/s (batches of 32), achieved GFLOP/s
 over the whole forward pass, and the p50 latency of single 16-token queries; then the ratios and
-the encoder's efficiency against the oneDNN GEMM rate measured in the same run. Engines are run
+the encoder's efficiency against the oneDNN GEMM rate measured in the same run, and the machine's
+instruction peaks (fp32 FMA, bf16 and int8 dot products; the ceilings no engine can pass) with the
+chunks/s and query latency they allow. Engines are run
 in alternation for --rounds rounds and the best round of each is kept (the machines are shared;
 the best round is the least disturbed one).
 
@@ -90,6 +92,12 @@ def gemm(binary, threads, precision):
     return json.loads(out.strip().splitlines()[-1])["gflops"]
 
 
+def peaks(binary, threads):
+    out = subprocess.run([binary, "--mode", "peak", "--threads", str(threads)], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -137,7 +145,7 @@ def main():
         old = best.get(name, figures)
         best[name] = (max(figures[0], old[0]), *map(min, figures[1:], old[1:]))
 
-    gemm_rates = {}
+    gemm_rates, peak_rates = {}, {}
     for r in range(args.rounds):
         keep("sentence-transformers fp32", *run_st(model, chunks, queries, args.batch))
         for prec in ("fp32", "bf16", "int8"):
@@ -145,6 +153,9 @@ def main():
             keep(f"modulo {eff}", cps, p50, b2b)
         for prec in ("fp32", "bf16"):
             gemm_rates[prec] = max(gemm_rates.get(prec, 0), gemm(args.binary, args.threads, prec))
+        for key, rate in peaks(args.binary, args.threads).items():
+            if key.endswith(("_gflops", "_gops")) and rate is not None:
+                peak_rates[key] = max(peak_rates.get(key, 0), rate)
 
     st = best["sentence-transformers fp32"][0]
     print()
@@ -159,6 +170,21 @@ def main():
         if name in best:
             print(f"oneDNN GEMM rate ({prec}, 1024x384x1536, same run): {rate:.1f} GFLOP/s; "
                   f"{name} end-to-end: {100 * best[name][0] * gf_chunk / rate:.0f}% of it")
+    # The machine's arithmetic ceilings: no engine on this machine can pass them.
+    print()
+    gf_query = flops(cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, 16) / 1e9
+    for key, prec in (("fp32_gflops", "fp32"), ("bf16_gflops", "bf16"), ("int8_gops", "int8")):
+        if key not in peak_rates:
+            print(f"instruction peak ({prec}): the CPU lacks the instructions")
+            continue
+        rate = peak_rates[key]
+        line = (f"instruction peak ({prec}, {args.threads} threads, same run): {rate:.1f} G{'OPS' if prec == 'int8' else 'FLOP/s'}"
+                f" = at most {rate / gf_chunk:.1f} chunks/s of 128 tokens; a 16-token query takes at least "
+                f"{1e3 * gf_query / (rate / args.threads):.2f} ms on one thread, {1e3 * gf_query / rate:.2f} ms on all")
+        name = f"modulo {prec}"
+        if name in best:
+            line += f"; {name} reaches {100 * best[name][0] * gf_chunk / rate:.0f}% of the peak"
+        print(line)
     return 0
 
 

@@ -1,13 +1,15 @@
 // modulo_embed_bench: measures the built-in embedding engine on texts from a file.
 //
 //   modulo_embed_bench --model DIR --texts FILE [--precision fp32|bf16|int8|auto] [--threads N]
-//                      [--batch N] [--rounds N] [--mode throughput|latency|gemm] [--pause-us N]
+//                      [--batch N] [--rounds N] [--mode throughput|latency|gemm|peak] [--pause-us N]
 //
 // FILE holds one text per line. `throughput` embeds all texts in batches of --batch (default 32)
 // for --rounds rounds after one warm-up round; `latency` embeds each text alone (batch of one)
 // and reports percentiles, back to back or, with --pause-us, each after an untimed pause (a lone
-// request reaching an idle engine, which is when int8 on two threads uses split mode). Prints
-// one JSON object. Used by bench/embed/compare.py.
+// request reaching an idle engine, which is when int8 on two threads uses split mode); `gemm`
+// times oneDNN's matmul on the encoder's largest shape; `peak` measures the machine's fp32, bf16
+// and int8 instruction peaks on --threads threads (instruction_peak.h). Prints one JSON object.
+// Used by bench/embed/compare.py.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +24,7 @@
 #include <omp.h>
 
 #include "modulo/embed/encoder.h"
+#include "modulo/embed/instruction_peak.h"
 #include "modulo/embed/model.h"
 #include "modulo/embed/tokenizer.h"
 
@@ -60,6 +63,16 @@ int GemmRate(int threads, const std::string& precision, int rows) {
   return 0;
 }
 
+// The instruction peaks as JSON (null where the CPU lacks the instructions).
+int PeakRates(int threads) {
+  const auto peaks = modulo::embed::MeasureInstructionPeaks(threads);
+  auto field = [](const std::optional<double>& v) { return v ? std::to_string(*v) : std::string("null"); };
+  std::printf("{\"mode\":\"peak\",\"threads\":%d,\"fp32_gflops\":%s,\"bf16_gflops\":%s,\"int8_gops\":%s}\n",
+              threads, field(peaks.fp32_gflops).c_str(), field(peaks.bf16_gflops).c_str(),
+              field(peaks.int8_gops).c_str());
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   std::string model_dir, texts_path, precision = "fp32", mode = "throughput";
   int threads = 2, batch = 32, rounds = 3, pause_us = 0;
@@ -75,6 +88,7 @@ int Run(int argc, char** argv) {
     else if (k == "--pause-us") pause_us = std::atoi(v.c_str());
   }
   if (mode == "gemm") return GemmRate(threads, precision, batch);
+  if (mode == "peak") return PeakRates(threads);
   if (model_dir.empty() || texts_path.empty() || batch < 1 || rounds < 1) {
     std::fprintf(stderr, "usage: modulo_embed_bench --model DIR --texts FILE [--precision P] [--threads N] "
                          "[--batch N] [--rounds N] [--mode throughput|latency]\n");
