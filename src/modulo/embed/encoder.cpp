@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "modulo/embed/attention.h"
+
 namespace modulo::embed {
 namespace {
 
@@ -26,10 +28,6 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 constexpr std::size_t kMaxCachedShapes = 512;
-// Attention runs on runs of equal-length sequences cut into 8, 4, 2 and 1: at most four batch
-// sizes per length, so the attention shapes stay bounded.
-constexpr dnnl::memory::dim kMaxAttnBatch = 8;
-constexpr std::size_t kMaxCachedAttnShapes = 4 * 512;
 // A call with one sub-batch of at most this many rows (tokens) is "small": see the lane
 // scheduling in Impl.
 constexpr dnnl::memory::dim kSmallRows = 512;
@@ -74,13 +72,6 @@ struct RowShape {
   dnnl::layer_normalization_forward ln;
   dnnl::reorder to_low;  // [M, H] fp32 -> bf16 (bf16 mode only)
   std::size_t scratch = 0;  // bytes of user scratchpad the primitives need
-};
-
-// Primitives for the attention of one sequence of L tokens.
-struct AttnShape {
-  dnnl::matmul qk, pv;
-  dnnl::softmax_forward softmax;
-  std::size_t scratch = 0;
 };
 
 // Every primitive uses a caller-provided scratchpad: oneDNN's shared library scratchpad is not
@@ -230,7 +221,7 @@ struct BertEncoder::Impl {
   // with single-threaded oneDNN calls, no barriers), or, when there is only one sub-batch, on
   // lane 0 with all threads inside each oneDNN call.
   struct Lane {
-    std::vector<float> x, qkv, ctx, ffn, scores;
+    std::vector<float> x, qkv, ctx, ffn;
     std::vector<std::uint16_t> x_low, ctx_low, ffn_low;
     std::vector<std::int8_t> xq;        // int8: one tile's quantized dense-layer input
     std::vector<std::int32_t> acc;      // int8: one tile's GEMM accumulators
@@ -340,7 +331,6 @@ struct BertEncoder::Impl {
 
   std::mutex cache_mu;  // guards the primitive caches (primitives themselves run concurrently)
   std::unordered_map<memory::dim, std::shared_ptr<RowShape>> rows;
-  std::unordered_map<memory::dim, std::shared_ptr<AttnShape>> attn;
 
   dt act_type() const { return int8 ? dt::s8 : low ? dt::bf16 : dt::f32; }
 
@@ -473,8 +463,6 @@ struct BertEncoder::Impl {
     } else {
       l.ffn.resize(cap * F);
     }
-    const auto max_len = static_cast<std::size_t>(model.max_seq_length);
-    l.scores.resize(static_cast<std::size_t>(NH) * cap * max_len);
   }
 
   memory& Scratch(Lane& l, std::size_t bytes) {
@@ -520,40 +508,6 @@ struct BertEncoder::Impl {
       s.to_low = dnnl::reorder(track(dnnl::reorder::primitive_desc(engine, data, engine, lowd, UserScratchpad())));
     }
     return rows.emplace(m, std::make_shared<RowShape>(std::move(s))).first->second;
-  }
-
-  // Views of the packed [B*S, 3H] qkv buffer as per-head matrices, for B sequences of S tokens.
-  // `nh` heads (all NH, or half of them in split mode).
-  memory::desc QDesc(memory::dim b, memory::dim s, memory::dim nh) const {
-    return memory::desc({b, nh, s, D}, dt::f32, {s * 3 * H, D, 3 * H, 1});
-  }
-  memory::desc KtDesc(memory::dim b, memory::dim s, memory::dim nh) const {
-    return memory::desc({b, nh, D, s}, dt::f32, {s * 3 * H, D, 1, 3 * H});
-  }
-  memory::desc ScoreDesc(memory::dim b, memory::dim s, memory::dim nh) const {
-    return memory::desc({b, nh, s, s}, dt::f32, tag::abcd);
-  }
-  memory::desc CtxDesc(memory::dim b, memory::dim s, memory::dim nh) const {
-    return memory::desc({b, nh, s, D}, dt::f32, {s * H, D, H, 1});
-  }
-
-  std::shared_ptr<AttnShape> Attn(memory::dim b, memory::dim s, memory::dim nh) {
-    std::lock_guard lock(cache_mu);
-    const memory::dim key = (nh * 64 + b) * 4096 + s;
-    if (auto it = attn.find(key); it != attn.end()) return it->second;
-    if (attn.size() >= kMaxCachedAttnShapes) attn.clear();
-    AttnShape a;
-    auto track = [&](const auto& pd) {
-      a.scratch = std::max(a.scratch, pd.scratchpad_desc().get_size());
-      return pd;
-    };
-    a.qk = dnnl::matmul(track(dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(QDesc(b, s, nh), KtDesc(b, s, nh), ScoreDesc(b, s, nh)), UserScratchpad(), engine)));
-    a.softmax = dnnl::softmax_forward(track(dnnl::softmax_forward::primitive_desc(
-        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, ScoreDesc(b, s, nh), 3), UserScratchpad(), engine)));
-    a.pv = dnnl::matmul(track(dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(ScoreDesc(b, s, nh), QDesc(b, s, nh), CtxDesc(b, s, nh)), UserScratchpad(), engine)));
-    return attn.emplace(key, std::make_shared<AttnShape>(std::move(a))).first->second;
   }
 
   void Dense(dnnl::stream& stream, const memory& scratch, dnnl::matmul& prim, const DenseWeights& w, memory::dim m,
@@ -664,34 +618,31 @@ struct BertEncoder::Impl {
     }
   }
 
-  // Self-attention of each sequence over its own tokens, for heads [h0, h0 + nh): scores = Q K^T
-  // (the 1/sqrt(d) scale is folded into Q), softmax, context = P V written back as [rows, H].
-  // Consecutive sequences of equal length (inputs are sorted by length) share one batched call.
-  void Attention(dnnl::stream& stream, Lane& lane, const std::vector<memory::dim>& offsets, memory::dim h0,
-                 memory::dim nh, float* qkv, float* ctx) {
-    const std::size_t count = offsets.size() - 1;
-    for (std::size_t b = 0; b < count;) {
-      const memory::dim len = offsets[b + 1] - offsets[b];
-      std::size_t run = 1;
-      while (b + run < count && run < static_cast<std::size_t>(kMaxAttnBatch) &&
-             offsets[b + run + 1] - offsets[b + run] == len) {
-        ++run;
-      }
-      memory::dim n = 1;
-      while (n * 2 <= static_cast<memory::dim>(run)) n *= 2;
-      const std::shared_ptr<AttnShape> as_ptr = Attn(n, len, nh);
-      AttnShape& as = *as_ptr;
-      memory ascratch = Scratch(lane, as.scratch);
-      float* base = qkv + offsets[b] * 3 * H + h0 * D;
-      memory q(QDesc(n, len, nh), engine, base);
-      memory kt(KtDesc(n, len, nh), engine, base + H);
-      memory v(QDesc(n, len, nh), engine, base + 2 * H);
-      memory sc(ScoreDesc(n, len, nh), engine, lane.scores.data());
-      memory c(CtxDesc(n, len, nh), engine, ctx + offsets[b] * H + h0 * D);
-      as.qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-      as.softmax.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_DST, sc}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-      as.pv.execute(stream, {{DNNL_ARG_SRC, sc}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, ascratch}});
-      b += static_cast<std::size_t>(n);
+  // Self-attention of each sequence over its own tokens, for heads [h0, h0 + nh): the fused
+  // kernel of attention.h per (sequence, head), reading the packed [rows, 3H] qkv buffer and
+  // writing context columns of [rows, H]. Outside a parallel region and with more than one
+  // OpenMP thread allowed, the (sequence, head) pairs are shared among the threads.
+  void Attention(const std::vector<memory::dim>& offsets, memory::dim h0, memory::dim nh, const float* qkv,
+                 float* ctx) const {
+    const auto count = static_cast<std::int64_t>(offsets.size() - 1);
+    const std::int64_t units = count * nh;
+    const auto ld_in = static_cast<std::size_t>(3 * H);
+    auto one = [&](std::int64_t u) {
+      const std::int64_t b = u / nh;
+      const memory::dim h = h0 + u % nh;
+      const auto len = static_cast<int>(offsets[b + 1] - offsets[b]);
+      thread_local std::vector<float> scratch;
+      const std::size_t need = AttendScratchFloats(len, static_cast<int>(D));
+      if (scratch.size() < need) scratch.resize(need);
+      const float* base = qkv + offsets[b] * 3 * H + h * D;
+      AttendHead(base, base + H, base + 2 * H, ld_in, ctx + offsets[b] * H + h * D, static_cast<std::size_t>(H), len,
+                 static_cast<int>(D), scratch.data());
+    };
+    if (omp_get_max_threads() > 1 && !omp_in_parallel() && units > 1) {
+#pragma omp parallel for schedule(dynamic)
+      for (std::int64_t u = 0; u < units; ++u) one(u);
+    } else {
+      for (std::int64_t u = 0; u < units; ++u) one(u);
     }
   }
 
@@ -747,7 +698,7 @@ struct BertEncoder::Impl {
           DenseInt8(stream, lane, &RowShape::qkv_h, layer.qkv_h[u], m, x, qkv + t * 3 * hh, false, false, 3 * H);
         });
         step([&] {
-          Attention(stream, lane, offsets, t * heads, heads, qkv, ctx);
+          Attention(offsets, t * heads, heads, qkv, ctx);
           if (t == 0 && m > real) std::fill(ctx + real * H, ctx + m * H, 0.f);
         });
         step([&] { DenseInt8(stream, lane, &RowShape::out_h, layer.out_h[u], m, ctx, x + t * hh, true, false, H); });
@@ -802,7 +753,7 @@ struct BertEncoder::Impl {
       } else {
         Dense(stream, Scratch(lane, rs.scratch), rs.qkv, layer.qkv, m, x.data(), dt::f32, qkv.data(), dt::f32);
       }
-      Attention(stream, lane, offsets, 0, NH, qkv.data(), ctx.data());
+      Attention(offsets, 0, NH, qkv.data(), ctx.data());
       if (m > real) std::fill(ctx.data() + real * H, ctx.data() + m * H, 0.f);
       if (int8) {
         DenseInt8(stream, lane, &RowShape::out, layer.out, m, ctx.data(), x.data(), true, false);

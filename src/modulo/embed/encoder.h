@@ -5,12 +5,12 @@
 // residual added inside the GEMM, LayerNorm, GELU (erf) feed-forward fused into its GEMM, the
 // second residual, LayerNorm; then mean or CLS pooling and L2 normalisation.
 //
-// GEMMs, LayerNorm and softmax run as oneDNN primitives (AVX-512 JIT kernels chosen at run time
-// for the CPU at hand), cached per shape. Inputs are sorted by length and cut into sub-batches
+// GEMMs and LayerNorm run as oneDNN primitives (AVX-512 JIT kernels chosen at run time for the
+// CPU at hand), cached per shape; attention is a fused kernel of our own (attention.h). Inputs are sorted by length and cut into sub-batches
 // of at most max_batch_tokens tokens, which bounds memory for any number of inputs. A
 // sub-batch's tokens are packed without padding: the dense layers run on all of its rows at
 // once (rounded up to a few bucket sizes, so a few dozen GEMM shapes serve every batch), and
-// attention runs per sequence, equal-length neighbours batched together.
+// attention runs per sequence and head.
 //
 // Precision: kFp32 is exact to ~1e-6; kBf16 runs the dense layers with bf16 inputs and weights
 // (fp32 accumulation) where the CPU has AVX512_BF16, and falls back to fp32 otherwise. The
