@@ -2,7 +2,10 @@
 
 #include <openssl/evp.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -57,14 +60,32 @@ std::string MissingModelHint(const std::string& dir) {
          "e.g. MODULO_MODEL_DIR, at a sentence-transformers model directory)";
 }
 
-std::string Sha256Hex(std::span<const std::byte> bytes) {
+namespace {
+
+// Lets the kernel take back the pages of a range of a read-only file mapping: they leave the
+// process's resident set (staying in the page cache) and fault back in if read again.
+void ReleasePages(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()) & ~(page - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(bytes.data() + bytes.size());
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// sha256 in windows of 8 MiB, calling after_window(window) once each is hashed.
+template <typename F>
+std::string Sha256HexWindowed(std::span<const std::byte> bytes, F&& after_window) {
+  constexpr std::size_t kWindow = std::size_t{8} << 20;
   std::unique_ptr<EVP_MD_CTX, EvpCtxDeleter> ctx(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size()) != 1 || EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
-    return {};
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
+  for (std::size_t at = 0; at < bytes.size(); at += kWindow) {
+    const auto window = bytes.subspan(at, std::min(kWindow, bytes.size() - at));
+    if (EVP_DigestUpdate(ctx.get(), window.data(), window.size()) != 1) return {};
+    after_window(window);
   }
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) return {};
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < len; ++i) {
@@ -72,6 +93,12 @@ std::string Sha256Hex(std::span<const std::byte> bytes) {
     out += kHex[digest[i] & 15];
   }
   return out;
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::span<const std::byte> bytes) {
+  return Sha256HexWindowed(bytes, [](std::span<const std::byte>) {});
 }
 
 Result<BertModel> LoadBertModel(const std::string& dir_str, const ModelLoadOptions& options) {
@@ -155,7 +182,9 @@ Result<BertModel> LoadBertModel(const std::string& dir_str, const ModelLoadOptio
   auto st = SafetensorsFile::Open((dir / "model.safetensors").string());
   if (!st) return Fail(std::move(st.error()));
   if (!options.expected_sha256.empty()) {
-    const std::string got = Sha256Hex(st->mapping()->bytes());
+    // Hashing reads the whole file: release each window's pages once hashed, or all of them
+    // would stay resident while the layers are copied (the load-time peak of the server).
+    const std::string got = Sha256HexWindowed(st->mapping()->bytes(), ReleasePages);
     if (got != options.expected_sha256) {
       return Fail(Error::InvalidArgument((dir / "model.safetensors").string() + " has sha256 " + got + ", expected " +
                                          options.expected_sha256 +
@@ -168,6 +197,7 @@ Result<BertModel> LoadBertModel(const std::string& dir_str, const ModelLoadOptio
     auto v = st->ReadF32(p + name, shape);
     if (!v) return Fail(std::move(v.error()));
     out = std::move(*v);
+    if (const TensorInfo* info = st->Find(p + name)) ReleasePages(st->Data(*info));  // copied: the pages can go
     return {};
   };
   BertWeights& w = model.weights;
@@ -217,8 +247,7 @@ Result<BertModel> LoadBertModel(const std::string& dir_str, const ModelLoadOptio
   }
   // The copies are made: let the kernel reclaim the file pages we read (the word embedding
   // rows fault back in on demand).
-  const auto bytes = st->mapping()->bytes();
-  ::madvise(const_cast<std::byte*>(bytes.data()), bytes.size(), MADV_DONTNEED);
+  ReleasePages(st->mapping()->bytes());
   return model;
 }
 
