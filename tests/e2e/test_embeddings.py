@@ -2,6 +2,7 @@
 import base64
 import concurrent.futures
 import math
+import pathlib
 import struct
 
 import openai
@@ -138,3 +139,19 @@ def test_embedder_none_serves_without_a_model(start_server):
     s = start_server("--embedder", "none")
     assert requests.post(s.url + "/v1/embeddings", json={"input": "x"}).status_code == 404
     assert "embedding" not in requests.get(s.url + "/api/health").json()["components"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_resident_memory_stays_under_150_mb_with_the_model_loaded(start_server, precision):
+    # The whole server, at its peak since start-up (VmHWM): loading and checking the model,
+    # lone and concurrent questions, and batches of long passages as ingestion sends them.
+    s = start_server("--embed-precision", precision, name=f"rss-{precision}")
+    for i in range(20):
+        assert embed(s, input=f"question {i} about vitamin D and bone density").status_code == 200
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert all(r.status_code == 200 for r in pool.map(lambda i: embed(s, input=f"concurrent {i}"), range(64)))
+        passages = [[f"passage {i}.{j} " + "word " * 200 for j in range(32)] for i in range(8)]
+        assert all(r.status_code == 200 for r in pool.map(lambda p: embed(s, input=p), passages))
+    status = pathlib.Path(f"/proc/{s.proc.pid}/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    assert peak_kb <= 150 * 1024, f"peak resident set {peak_kb / 1024:.1f} MB with {precision} embeddings"
