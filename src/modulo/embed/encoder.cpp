@@ -142,6 +142,13 @@ MODULO_EMBED_CLONES void DequantizeGeluRow(const std::int32_t* acc, std::size_t 
   for (std::size_t i = 0; i < n; ++i) y[i] = GeluErf(static_cast<float>(acc[i]) * (row_scale * col_scale[i]) + bias[i]);
 }
 
+// A spin-wait's pause (lets the sibling hyperthread run, saves power).
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // A barrier for the two threads of a split forward pass. Both are running when it is used (the
 // helper is woken once per pass), so waiting spins, pausing, and yields only after ~100 us.
 class SpinBarrier {
@@ -155,9 +162,7 @@ class SpinBarrier {
     }
     for (int spins = 0; phase_.load(std::memory_order_acquire) == phase; ++spins) {
       if (spins < 20000) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        CpuRelax();
       } else {
         std::this_thread::yield();
       }
@@ -491,8 +496,7 @@ struct BertEncoder::Impl {
       s.ffn2 = dnnl::matmul(track(DensePd(m, l0.ffn2, l0.ffn2.wdesc, true, false, dt::f32)));
     }
     if (split && m <= kInt8TileRows) {
-      const auto& a = l0.qkv_h[0];
-      s.qkv_h = dnnl::matmul(track(DensePd(m, a, a.wdesc, false, false, dt::f32)));
+      s.qkv_h = dnnl::matmul(track(DensePd(m, l0.qkv_h[0], l0.qkv_h[0].wdesc, false, false, dt::f32)));
       s.out_h = dnnl::matmul(track(DensePd(m, l0.out_h[0], l0.out_h[0].wdesc, false, false, dt::f32)));
       s.ffn1_h = dnnl::matmul(track(DensePd(m, l0.ffn1_h[0], l0.ffn1_h[0].wdesc, false, false, dt::f32)));
       s.ffn2_h = dnnl::matmul(track(DensePd(m, l0.ffn2_h[0], l0.ffn2_h[0].wdesc, false, false, dt::f32)));
@@ -647,7 +651,7 @@ struct BertEncoder::Impl {
   }
 
   // One sub-batch in split mode (see `helper`): lanes[0] holds the activations, each thread uses
-  // its own lane's quantization, accumulator and score buffers.
+  // its own lane's quantization and accumulator buffers.
   void ForwardSplit(std::span<const std::vector<std::int32_t>* const> seqs, float* const* outs) {
     Lane& shared = lanes[0];
     Reserve(lanes[0]);
@@ -717,11 +721,7 @@ struct BertEncoder::Impl {
     helper_cv.notify_one();
     half(0);
     // The helper has passed the last barrier; wait until it has left `helper_half` too.
-    while (helper_busy.load(std::memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
+    while (helper_busy.load(std::memory_order_acquire)) CpuRelax();
     if (failed.load()) throw std::runtime_error(failure);
     Pool(x, offsets, outs);
   }
@@ -827,8 +827,7 @@ Status BertEncoder::Encode(std::span<const std::vector<std::int32_t>> sequences,
       if (id < 0 || id >= vocab) return Fail(Error::InvalidArgument("token id out of range"));
     }
   }
-  // Longest first (equal lengths side by side share attention calls), then greedy sub-batches
-  // under the token budget.
+  // Longest first, then greedy sub-batches under the token budget.
   std::vector<std::size_t> order(sequences.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
