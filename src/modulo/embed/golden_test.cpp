@@ -88,8 +88,8 @@ TEST_P(ReducedPrecisionTest, IsCloseToReference) {
   EXPECT_GE(worst, 0.98);
 }
 
-// Sequences are packed without padding, rows rounded up to a bucket, attention batched over
-// runs of equal lengths (cut 8, 4, 2, 1) and int8 rows tiled: none of it may change a text's
+// Sequences are packed without padding, rows rounded up to a bucket, attention run per
+// sequence and head, and int8 rows tiled: none of it may change a text's
 // vector. A mixed batch (the golden texts plus eleven copies of one text, several sub-batches
 // under a small token budget) must give what each text gives alone, and so must a lone text in
 // split mode.
