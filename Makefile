@@ -19,7 +19,8 @@ deps:
 	@scripts/install-deps.sh
 
 # The services the integration tests start on their own ports (PostgreSQL, Redis, nginx), and the
-# S3-compatible server (SeaweedFS, built once per machine with the Go toolchain).
+# S3-compatible server (SeaweedFS, built once per machine with a Go toolchain that
+# scripts/go-toolchain.sh fetches through the Go module proxy when Debian's Go 1.19 is all there is).
 test-deps:
 	@scripts/install-deps.sh --test
 	@tests/services/s3.sh build

@@ -6,6 +6,8 @@
 #   --test   adds the services the integration tests start on their own ports (PostgreSQL, Redis,
 #            nginx); their Debian system services are not started
 #   --bench  adds the load-testing tools
+#   --go     adds Debian's Go 1.19, which only serves to fetch a current Go toolchain
+#            (scripts/go-toolchain.sh)
 set -euo pipefail
 
 PACKAGES=(
@@ -29,6 +31,7 @@ for arg in "$@"; do
   case $arg in
     --test) PACKAGES+=(postgresql redis-server nginx-light) ;;
     --bench) PACKAGES+=(wrk hyperfine) ;;
+    --go) PACKAGES+=(golang-1.19-go) ;;
     *) echo "install-deps: unknown argument $arg" >&2; exit 2 ;;
   esac
 done

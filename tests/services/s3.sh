@@ -19,31 +19,27 @@
 # only read and list. The keys are random for each start; the file is readable by its owner only.
 #
 # The weed binary: $WEED if set; else ${MODULO_TOOLS_DIR:-~/.cache/modulo-tools}/bin/weed, built there
-# from the SeaweedFS Go module (version $SEAWEEDFS_VERSION) with the Go toolchain when missing —
-# several minutes, once per machine.
+# from the SeaweedFS Go module (version $SEAWEEDFS_VERSION) when missing — several minutes, once per
+# machine. The Go toolchain is the one scripts/go-toolchain.sh finds or fetches (Go 1.26 through
+# the Go module proxy on a machine whose only Go is Debian's 1.19).
 #
 # Environment:
 #   WEED               the weed binary to use (no build)
 #   MODULO_TOOLS_DIR   where built tools are kept (default: ~/.cache/modulo-tools, so every checkout
 #                      on a machine shares one build)
-#   GO                 the go command (default: go on PATH, else /usr/local/go/bin/go)
+#   GO                 the go command (default: scripts/go-toolchain.sh's choice)
 #   SEAWEEDFS_VERSION  the SeaweedFS module version to build
 #   S3_START_TIMEOUT   seconds to wait for the server (default 90)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
+# The Go version that module's go.mod requires.
+SEAWEEDFS_GO="${SEAWEEDFS_GO:-1.26.6}"
 TOOLS="${MODULO_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modulo-tools}"
 usage() { echo "usage: $0 start DIR | stop DIR | status DIR | build" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 cmd="$1"
-
-find_go() {
-  if [[ -n "${GO:-}" ]]; then command -v "$GO" || true
-  elif command -v go >/dev/null 2>&1; then command -v go
-  elif [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go
-  fi
-}
 
 # Prints the weed binary to use, building it when needed; exits 1 with the install hint.
 weed_binary() {
@@ -57,17 +53,12 @@ weed_binary() {
     return
   fi
   local go
-  go="$(find_go)"
-  if [[ -z "$go" ]]; then
-    cat >&2 <<MSG
-s3.sh: the SeaweedFS server (weed) is not built and no Go toolchain was found to build it.
-Install Go 1.26 or newer (on PATH, or at /usr/local/go/bin/go), then run:
-  $0 build
-(it builds github.com/seaweedfs/seaweedfs/weed@$SEAWEEDFS_VERSION into $TOOLS/bin/weed),
-or set WEED to a weed binary of your own.
-MSG
+  # A Go toolchain new enough for SeaweedFS's go.mod: on PATH, or fetched once through the Go
+  # module proxy (scripts/go-toolchain.sh).
+  go="$("$ROOT/scripts/go-toolchain.sh" "$SEAWEEDFS_GO")" || {
+    echo "s3.sh: no Go $SEAWEEDFS_GO toolchain to build SeaweedFS; set GO, or WEED to a weed binary" >&2
     exit 1
-  fi
+  }
   mkdir -p "$TOOLS/bin" "$TOOLS/src"
   # One build at a time on this machine; a second caller waits and then finds the binary.
   exec 9>"$TOOLS/bin/.weed.lock"
