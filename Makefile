@@ -66,10 +66,12 @@ e2e-long: build venv model test-deps llm-deps
 	$(E2E_ENV) .venv/bin/python -m pytest -q -m long tests/e2e
 
 # Everything, the long tier included (PYTEST_ARGS narrows it, e.g. for sanitizer builds).
+# scripts/test.sh builds the test tools (SeaweedFS, llama.cpp) in the background while Modulo
+# compiles and the first tests run.
 PYTEST_ARGS ?=
-test: build venv model test-deps llm-deps
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
-	$(E2E_ENV) .venv/bin/python -m pytest -q $(PYTEST_ARGS) tests/e2e
+test:
+	@BUILD_DIR='$(BUILD_DIR)' BUILD_TYPE='$(BUILD_TYPE)' JOBS='$(JOBS)' CMAKE_FLAGS='$(CMAKE_FLAGS)' \
+	  MODEL_DIR='$(MODEL_DIR)' PYTEST_ARGS='$(PYTEST_ARGS)' scripts/test.sh
 
 bench: deps
 	@scripts/install-deps.sh --bench

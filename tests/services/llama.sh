@@ -5,6 +5,8 @@
 #
 #   tests/services/llama.sh build       build and install the server and fetch the model if they
 #                                       are missing (see below); quick when they are there
+#   tests/services/llama.sh wheel       only build the llama-cpp-python wheel into the cache (the
+#                                       slow part; .venv is not touched, so tests may run from it)
 #   tests/services/llama.sh start DIR   start it in the background with its files under DIR, wait
 #                                       until /v1/models answers, print its base URL (.../v1)
 #   tests/services/llama.sh stop DIR    stop the server started with DIR
@@ -49,7 +51,7 @@ MODEL_ALIAS="smollm2-135m-instruct"
 # AVX, AVX2, FMA, F16C, BMI2; no AVX-512). The multimodal library is not needed.
 PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DLLAVA_BUILD=OFF"
 CMAKE_FLAGS="${LLAMA_CMAKE_ARGS:-$PORTABLE}"
-usage() { echo "usage: $0 build | start DIR | stop DIR | status DIR | model" >&2; exit 2; }
+usage() { echo "usage: $0 build | wheel | start DIR | stop DIR | status DIR | model" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 cmd="$1"
 
@@ -182,6 +184,10 @@ PY
   ls "$dir"/*.gguf | head -n 1
 }
 
+if [[ "$cmd" == wheel ]]; then  # only the CPU-heavy part: the venv is left as it is
+  [[ -n "${LLAMA_PYTHON:-}" ]] || wheel >/dev/null
+  exit 0
+fi
 if [[ "$cmd" == build ]]; then
   if [[ -z "${LLAMA_PYTHON:-}" ]]; then
     install "$(wheel)"
