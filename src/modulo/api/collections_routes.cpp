@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "modulo/core/clock.h"
+#include "modulo/core/json.h"
 #include "modulo/http/json_body.h"
 #include "modulo/index/types.h"
 
@@ -22,7 +23,7 @@ using status = http::beast_http::status;
 using json = nlohmann::json;
 
 json FileJson(const store::FileRecord& f) {
-  json warnings = json::parse(f.warnings_json, nullptr, false);
+  json warnings = modulo::ParseJsonOrDiscarded(f.warnings_json);
   return {{"id", f.id},
           {"document_id", f.id},
           {"collection_id", f.collection_id},
@@ -46,7 +47,7 @@ std::string VectorDbName(const store::Collection& c) {
 }
 
 json CollectionJson(const store::Collection& c, const std::vector<store::FileRecord>* files) {
-  json settings = json::parse(c.settings_json, nullptr, false);
+  json settings = modulo::ParseJsonOrDiscarded(c.settings_json);
   if (settings.is_discarded() || !settings.is_object()) settings = json::object();
   json out = {{"id", c.id},
               {"name", c.name},
@@ -317,7 +318,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
           });
       for (const auto& a : *accepted) {
         if (a.error_code == ErrorCode::kQuotaExceeded) {
-          auto d = json::parse(a.error_details, nullptr, false);
+          auto d = modulo::ParseJsonOrDiscarded(a.error_details);
           svc.security->quota_rejections().With({d.is_object() ? d.value("resource", "files") : "files"}).Inc();
         }
       }
@@ -410,7 +411,7 @@ void AddCollectionRoutes(http::Router& router, AppContext& app, CollectionServic
       }
       auto job = co_await RunOn(app.blocking_pool, [&] { return svc.ingest->StartReindex(id, chunking); });
       if (!job) co_return ErrorResponse(job.error());
-      json payload = json::parse(job->payload_json, nullptr, false);
+      json payload = modulo::ParseJsonOrDiscarded(job->payload_json);
       co_return Response::Json({{"task_id", job->id},
                                 {"collection_id", id},
                                 {"generation", payload.value("generation", 0)},

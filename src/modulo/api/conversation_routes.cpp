@@ -9,6 +9,7 @@
 #include "modulo/api/route_helpers.h"
 #include "modulo/api/security.h"
 #include "modulo/core/clock.h"
+#include "modulo/core/json.h"
 #include "modulo/generate/query_rewriter.h"
 #include "modulo/generate/question_suggester.h"
 #include "modulo/http/async_queue.h"
@@ -128,7 +129,7 @@ std::string ExportText(const std::string& format, const store::ConversationSessi
     const std::string who = m.role == "user" ? "User" : m.role == "assistant" ? "Assistant" : "System";
     if (md) {
       o << "**" << who << "** (" << FormatTimestamp(m.created_at_ms) << ")\n\n" << m.content << "\n\n";
-      const json meta = json::parse(m.metadata, nullptr, false);
+      const json meta = modulo::ParseJsonOrDiscarded(m.metadata);
       if (meta.is_object() && meta.contains("sources") && meta["sources"].is_array() && !meta["sources"].empty()) {
         o << "Sources:\n";
         for (const auto& src : meta["sources"]) {
@@ -673,7 +674,7 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
             prompt += m.prompt_tokens;
             completion += m.completion_tokens;
             if (m.message_type == "error") ++errors;
-            const json meta = json::parse(m.metadata, nullptr, false);
+            const json meta = modulo::ParseJsonOrDiscarded(m.metadata);
             if (meta.is_object() && meta.value("cot_used", false)) ++cot;
             if (meta.is_object() && meta.value("conversation_aware", false)) ++aware;
             last = std::max(last, m.created_at_ms);
@@ -716,7 +717,7 @@ void AddConversationRoutes(http::Router& router, AppContext& app, ConversationSe
           std::vector<std::string> texts;
           for (auto it = recent->rbegin(); it != recent->rend() && texts.empty(); ++it) {
             if (it->role != "assistant" || it->message_type != "answer") continue;
-            const json meta = json::parse(it->metadata, nullptr, false);
+            const json meta = modulo::ParseJsonOrDiscarded(it->metadata);
             if (meta.is_object() && meta.contains("sources") && meta["sources"].is_array()) {
               for (const auto& src : meta["sources"]) texts.push_back(src.value("content", ""));
             }

@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 
 #include "modulo/api/security.h"
+#include "modulo/core/json.h"
 #include "modulo/http/async_queue.h"
 #include "modulo/http/json_body.h"
 #include "modulo/http/streams.h"
@@ -41,7 +42,7 @@ void PushClosing(http::AsyncQueue<Event>& queue, json body) {
 json ErrorData(const Error& e) {
   json j = {{"detail", e.message()}, {"code", ErrorCodeName(e.code())}};
   if (!e.details().empty()) {
-    auto d = json::parse(e.details(), nullptr, false);
+    auto d = modulo::ParseJsonOrDiscarded(e.details());
     if (d.is_object()) {
       for (auto& [k, v] : d.items()) {
         if (!j.contains(k)) j[k] = std::move(v);

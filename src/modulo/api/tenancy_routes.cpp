@@ -1,6 +1,7 @@
 #include "modulo/api/tenancy_routes.h"
 
 #include "modulo/api/route_helpers.h"
+#include "modulo/core/json.h"
 
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
@@ -412,7 +413,7 @@ void AddUserRoutes(Api& api) {
                              {"resource", e.resource},
                              {"outcome", e.outcome},
                              {"remote_address", e.remote_address},
-                             {"detail", json::parse(e.detail, nullptr, false)}});
+                             {"detail", modulo::ParseJsonOrDiscarded(e.detail)}});
             }
             co_return Response::Json(arr);
           });

@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "modulo/auth/base64url.h"
+#include "modulo/core/json.h"
 #include "modulo/core/log.h"
 
 namespace modulo::auth {
@@ -342,7 +343,7 @@ namespace {
 // Parses a JWKS document. Keys that are not usable (other types or curves, "use" other than
 // "sig", invalid or weak material) are skipped; a document with none left is an error.
 Result<std::shared_ptr<const JwtVerifier::KeySet>> ParseJwks(std::string_view text, SysClock::time_point now) {
-  nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json doc = modulo::ParseJsonOrDiscarded(text);
   if (doc.is_discarded() || !doc.is_object()) return Fail(Error::InvalidArgument("jwks is not a JSON object"));
   auto keys = doc.find("keys");
   if (keys == doc.end() || !keys->is_array()) return Fail(Error::InvalidArgument("jwks has no \"keys\" array"));
@@ -527,7 +528,7 @@ std::expected<Claims, JwtFailure> JwtVerifier::State::Verify(std::string_view to
   // Header.
   auto header_text = Base64UrlDecode(header_b64, opt.max_token_bytes);
   if (!header_text) return Reject(JwtReason::kMalformed, "header is not base64url");
-  nlohmann::json header = nlohmann::json::parse(*header_text, nullptr, false);
+  nlohmann::json header = modulo::ParseJsonOrDiscarded(*header_text);
   if (header.is_discarded() || !header.is_object()) return Reject(JwtReason::kMalformed, "header is not a JSON object");
   auto alg_it = header.find("alg");
   if (alg_it == header.end() || !alg_it->is_string()) return Reject(JwtReason::kMalformed, "header has no alg");
@@ -611,7 +612,7 @@ std::expected<Claims, JwtFailure> JwtVerifier::State::Verify(std::string_view to
   // Payload (only after the signature: forged tokens never reach the JSON parser).
   auto payload_text = Base64UrlDecode(payload_b64, opt.max_token_bytes);
   if (!payload_text) return Reject(JwtReason::kMalformed, "payload is not base64url");
-  nlohmann::json payload = nlohmann::json::parse(*payload_text, nullptr, false);
+  nlohmann::json payload = modulo::ParseJsonOrDiscarded(*payload_text);
   if (payload.is_discarded() || !payload.is_object()) {
     return Reject(JwtReason::kMalformed, "payload is not a JSON object");
   }

@@ -1,9 +1,24 @@
 #include "modulo/core/request_id.h"
 
+#include <openssl/rand.h>
+
 #include <cstdint>
-#include <random>
+#include <cstdlib>
+#include <cstring>
 
 namespace modulo {
+namespace {
+
+// Two 64-bit words from OpenSSL's CSPRNG: ids and UUIDs name things an attacker must not guess
+// (a 32-bit-seeded Mersenne Twister is predictable from a few outputs).
+void RandomWords(std::uint64_t* a, std::uint64_t* b) {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no entropy: nothing safe to hand out
+  std::memcpy(a, bytes, 8);
+  std::memcpy(b, bytes + 8, 8);
+}
+
+}  // namespace
 
 bool IsValidRequestId(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
@@ -16,10 +31,10 @@ bool IsValidRequestId(std::string_view id) noexcept {
 }
 
 std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(32, '0');
-  std::uint64_t a = rng(), b = rng();
+  std::uint64_t a, b;
+  RandomWords(&a, &b);
   for (int i = 0; i < 16; ++i) {
     out[i] = kHex[(a >> (i * 4)) & 0xf];
     out[16 + i] = kHex[(b >> (i * 4)) & 0xf];
@@ -32,9 +47,9 @@ std::string NewRequestId() {
 namespace modulo {
 
 std::string NewUuid() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";
-  std::uint64_t a = rng(), b = rng();
+  std::uint64_t a, b;
+  RandomWords(&a, &b);
   a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
   unsigned char bytes[16];

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "modulo/core/json.h"
+
 namespace modulo::embed {
 namespace {
 
@@ -27,7 +29,7 @@ Result<json> ReadJson(const fs::path& path, bool required) {
   if (!in) return Fail(Error::Unavailable("cannot read " + path.string()));
   std::stringstream ss;
   ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  json j = modulo::ParseJsonOrDiscarded(ss.str());
   if (j.is_discarded() || !j.is_object()) return Fail(Error::InvalidArgument("malformed JSON in " + path.string()));
   return j;
 }
@@ -166,7 +168,7 @@ Result<BertModel> LoadBertModel(const std::string& dir_str, const ModelLoadOptio
     std::ifstream in(dir / "modules.json");
     std::stringstream ss;
     ss << in.rdbuf();
-    json mods = json::parse(ss.str(), nullptr, false);
+    json mods = modulo::ParseJsonOrDiscarded(ss.str());
     if (mods.is_array()) {
       model.normalize = false;
       for (const auto& m : mods) {

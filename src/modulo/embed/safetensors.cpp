@@ -10,6 +10,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
+
 namespace modulo::embed {
 namespace {
 
@@ -111,7 +113,7 @@ Result<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<const MappedFile>
                    std::to_string(bytes.size()) + " bytes");
   }
   const char* hdr = reinterpret_cast<const char*>(bytes.data() + 8);
-  nlohmann::json json = nlohmann::json::parse(hdr, hdr + header_len, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json json = modulo::ParseJsonOrDiscarded(std::string_view(hdr, header_len));
   if (json.is_discarded() || !json.is_object()) return corrupt("header is not a JSON object");
 
   SafetensorsFile out;

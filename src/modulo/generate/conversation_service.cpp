@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "modulo/core/clock.h"
+#include "modulo/core/json.h"
 #include "modulo/core/log.h"
 
 namespace modulo::generate {
@@ -12,7 +13,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 json ParseObject(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
+  json j = modulo::ParseJsonOrDiscarded(text);
   return j.is_object() ? j : json::object();
 }
 

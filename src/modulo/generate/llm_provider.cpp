@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
+
 namespace modulo::generate {
 
 std::optional<TokenUsage> UsageOf(const Error& e) {
   if (e.details().empty()) return std::nullopt;
-  const auto d = nlohmann::json::parse(e.details(), nullptr, false);
+  const auto d = modulo::ParseJsonOrDiscarded(e.details());
   if (!d.is_object() || !d.contains("usage") || !d["usage"].is_object()) return std::nullopt;
   TokenUsage u;
   u.prompt_tokens = std::max(d["usage"].value("prompt_tokens", 0), 0);

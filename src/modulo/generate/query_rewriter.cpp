@@ -7,6 +7,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "modulo/core/json.h"
 #include "modulo/generate/answer_service.h"
 #include "modulo/index/bm25/analyzer.h"
 
@@ -191,7 +192,7 @@ json JsonInReply(std::string_view reply) {
       }
     }
     if (end == std::string_view::npos) continue;
-    json parsed = json::parse(reply.substr(start, end - start), nullptr, false);
+    json parsed = modulo::ParseJsonOrDiscarded(reply.substr(start, end - start));
     if (!parsed.is_discarded()) return parsed;
   }
   return json(json::value_t::discarded);

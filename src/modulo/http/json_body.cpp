@@ -3,19 +3,11 @@
 #include <algorithm>
 #include <cctype>
 
+#include "modulo/core/json.h"
+
 namespace modulo::http {
 
-Result<nlohmann::json> ParseJsonText(std::string_view text) {
-  try {
-    return nlohmann::json::parse(text.begin(), text.end(), nullptr, true, false);
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann's message already says where; keep only its human part.
-    std::string what = e.what();
-    const auto pos = what.find("] ");
-    if (pos != std::string::npos) what = what.substr(pos + 2);
-    return Fail(Error::InvalidArgument("invalid JSON at byte " + std::to_string(e.byte) + ": " + what));
-  }
-}
+Result<nlohmann::json> ParseJsonText(std::string_view text) { return ParseJson(text); }
 
 Status OnlyKeys(const nlohmann::json& body, std::initializer_list<std::string_view> keys) {
   if (!body.is_object()) return Fail(Error::InvalidArgument("the request body must be a JSON object"));

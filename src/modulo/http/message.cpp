@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "modulo/core/json.h"
 #include "modulo/http/status.h"
 #include "modulo/http/url.h"
 
@@ -51,7 +52,7 @@ Response Response::FromError(const Error& e) {
   r.body = ErrorBody(e);
   if (!e.details().empty()) {
     // Rate limits and quotas say when to come back.
-    auto details = nlohmann::json::parse(e.details(), nullptr, false);
+    auto details = modulo::ParseJsonOrDiscarded(e.details());
     if (details.is_object() && details.contains("retry_after") && details["retry_after"].is_number()) {
       const auto seconds = static_cast<long long>(std::ceil(details["retry_after"].get<double>()));
       r.WithHeader("Retry-After", std::to_string(std::max(1LL, seconds)));

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
+
 namespace modulo::http {
 
 using boost::beast::http::status;
@@ -32,7 +34,7 @@ status ToHttpStatus(ErrorCode code) noexcept {
 std::string ErrorBody(const Error& error) {
   nlohmann::json j = {{"detail", error.message()}, {"code", ErrorCodeName(error.code())}};
   if (!error.details().empty()) {
-    auto details = nlohmann::json::parse(error.details(), nullptr, false);
+    auto details = modulo::ParseJsonOrDiscarded(error.details());
     if (details.is_object()) {
       for (auto& [k, v] : details.items()) {
         if (!j.contains(k)) j[k] = std::move(v);

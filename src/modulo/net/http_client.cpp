@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
+
 namespace modulo::net {
 namespace {
 
@@ -128,7 +130,7 @@ Error HttpError(const HttpResponse& r, const std::string& what) {
   // OpenAI: {"error": {"message"}}; watsonx: {"errors": [{"message"}]}; IAM: {"errorMessage"};
   // Milvus and others: {"message"}.
   std::string message;
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(r.body);
   if (!j.is_discarded() && j.is_object()) {
     if (j.contains("error") && j["error"].is_object()) message = j["error"].value("message", "");
     else if (j.contains("error") && j["error"].is_string()) message = j["error"].get<std::string>();

@@ -1,5 +1,6 @@
 #include "modulo/search/search_service.h"
 
+#include "modulo/core/json.h"
 #include "modulo/embed/model.h"
 #include "modulo/search/extractive_answer.h"
 
@@ -199,7 +200,7 @@ Result<SearchService::Plan> SearchService::Prepare(const SearchQuery& q) {
   p.state = std::move(*state);
   // The collection's settings, then the request's.
   p.settings = options_.defaults;
-  json stored = json::parse(p.state.settings_json, nullptr, false);
+  json stored = modulo::ParseJsonOrDiscarded(p.state.settings_json);
   if (stored.is_object() && stored.contains("retrieval")) {
     if (auto st = p.settings.Apply(stored["retrieval"], options_.max_top_k, "retrieval"); !st) {
       p.settings = options_.defaults;  // settings written by an older version: fall back, never fail searches
@@ -483,7 +484,7 @@ SearchService::Output::Output(json body) : body_(std::move(body)) {}
 
 json SearchService::Output::ToJson() && {
   if (!cached_.empty()) {
-    json j = json::parse(Splice(), nullptr, false);
+    json j = modulo::ParseJsonOrDiscarded(Splice());
     return j.is_discarded() ? json::object() : j;
   }
   return std::move(body_);

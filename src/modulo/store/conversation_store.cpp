@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
 #include "modulo/store/identity_store.h"
 #include "modulo/store/postgres/pg.h"
 
@@ -17,7 +18,7 @@ Status CheckJsonObject(const char* field, const std::string& text, std::size_t m
     return Fail(Error::InvalidArgument(std::string(field) + " must be at most " + limit + ", not " +
                                        std::to_string(text.size()) + " bytes"));
   }
-  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(text);
   if (j.is_discarded() || !j.is_object()) {
     return Fail(Error::InvalidArgument(std::string(field) + " must be a JSON object"));
   }
@@ -84,7 +85,7 @@ Status ValidateSummary(const ConversationSummary& s) {
   if (s.up_to_seq < 0 || s.summarized_message_count < 0 || s.tokens_saved < 0) {
     return Fail(Error::InvalidArgument("up_to_seq, summarized_message_count and tokens_saved must not be negative"));
   }
-  if (auto j = nlohmann::json::parse(s.metadata, nullptr, false); j.is_discarded() || !j.is_object()) {
+  if (auto j = modulo::ParseJsonOrDiscarded(s.metadata); j.is_discarded() || !j.is_object()) {
     return Fail(Error::InvalidArgument("metadata must be a JSON object"));
   }
   return {};

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
 #include "modulo/store/postgres/pg.h"
 
 namespace modulo::store {
@@ -65,7 +66,7 @@ Status ValidateConfigRecord(const ConfigRecord& r) {
   if (r.body.size() > kMaxBodyBytes) {
     return Fail(Error::InvalidArgument("body must be at most 1 MiB, not " + std::to_string(r.body.size()) + " bytes"));
   }
-  if (auto body = nlohmann::json::parse(r.body, nullptr, false); body.is_discarded() || !body.is_object()) {
+  if (auto body = modulo::ParseJsonOrDiscarded(r.body); body.is_discarded() || !body.is_object()) {
     return Fail(Error::InvalidArgument("body must be a JSON object"));
   }
   if (r.secret.size() > kMaxSecretBytes) {

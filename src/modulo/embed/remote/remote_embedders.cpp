@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
+
 namespace modulo::embed::remote {
 namespace {
 
@@ -131,7 +133,7 @@ Result<Embeddings> OpenAiEmbedder::EmbedBatch(std::span<const std::string> texts
   auto resp = http_.Post(url + "/embeddings", headers, body.dump(-1, ' ', false, json::error_handler_t::replace));
   if (!resp) return Fail(resp.error());
   if (resp->status < 200 || resp->status >= 300) return Fail(net::HttpError(*resp, "the embedding service"));
-  auto j = json::parse(resp->body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(resp->body);
   if (j.is_discarded() || !j.contains("data") || !j["data"].is_array() || j["data"].size() != texts.size()) {
     return Fail(Error::Unavailable("the embedding service returned a malformed response"));
   }
@@ -188,7 +190,7 @@ Result<std::string> WatsonxEmbedder::Token() {
                          form);
   if (!resp) return Fail(resp.error());
   if (resp->status != 200) return Fail(net::HttpError(*resp, "IBM Cloud IAM"));
-  auto j = json::parse(resp->body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(resp->body);
   if (j.is_discarded() || !j.contains("access_token") || !j["access_token"].is_string()) {
     return Fail(Error::Unavailable("IBM Cloud IAM returned no access_token"));
   }
@@ -221,7 +223,7 @@ Result<Embeddings> WatsonxEmbedder::EmbedBatch(std::span<const std::string> text
       continue;
     }
     if (resp->status < 200 || resp->status >= 300) return Fail(net::HttpError(*resp, "watsonx.ai"));
-    auto j = json::parse(resp->body, nullptr, false);
+    auto j = modulo::ParseJsonOrDiscarded(resp->body);
     if (j.is_discarded() || !j.contains("results") || !j["results"].is_array() || j["results"].size() != texts.size()) {
       return Fail(Error::Unavailable("watsonx.ai returned a malformed response"));
     }
