@@ -166,6 +166,11 @@ Status MultipartParser::StartPart(std::string_view headers) {
     in_file_ = false;
     current_field_name_ = disposition["name"];
     current_field_value_.clear();
+    fields_bytes_ += current_field_name_.size();
+    if (fields_bytes_ > limits_.max_fields_bytes) {
+      return Fail(Error::PayloadTooLarge("the form's fields exceed " + std::to_string(limits_.max_fields_bytes) +
+                                         " bytes in all (files are not counted)"));
+    }
   }
   return {};
 }
@@ -177,6 +182,11 @@ Status MultipartParser::EmitBody(std::string_view bytes) {
       return Fail(Error::PayloadTooLarge("form field '" + current_field_name_ + "' exceeds " +
                                          std::to_string(limits_.max_field_bytes) + " bytes"));
     }
+    if (fields_bytes_ + bytes.size() > limits_.max_fields_bytes) {
+      return Fail(Error::PayloadTooLarge("the form's fields exceed " + std::to_string(limits_.max_fields_bytes) +
+                                         " bytes in all (files are not counted)"));
+    }
+    fields_bytes_ += bytes.size();
     current_field_value_.append(bytes);
     return {};
   }

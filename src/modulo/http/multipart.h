@@ -36,6 +36,7 @@ class MultipartParser {
     std::size_t max_parts = 10000;
     std::size_t max_part_header_bytes = 16 * 1024;
     std::size_t max_field_bytes = 1024 * 1024;  // per in-memory (non-file) field
+    std::size_t max_fields_bytes = 1024 * 1024;  // all in-memory fields of one request together
   };
 
   MultipartParser(std::string boundary, std::filesystem::path spool_dir, Limits limits);
@@ -71,6 +72,7 @@ class MultipartParser {
   UploadedFile current_file_;
   std::string current_field_name_;
   std::string current_field_value_;
+  std::size_t fields_bytes_ = 0;  // in-memory field bytes held so far (names and values)
   std::vector<UploadedFile> files_;
   std::multimap<std::string, std::string> fields_;
 };

@@ -108,6 +108,21 @@ TEST_F(MultipartTest, LimitsAreEnforced) {
   EXPECT_FALSE(r.Feed("--xyz\r\n" + std::string(20000, 'h')));
 }
 
+TEST_F(MultipartTest, FieldsAreBoundedInTotal) {
+  // Ten fields of 200 KB each are each under the 1 MiB per-field limit, and 2 MB together.
+  std::string body;
+  for (int i = 0; i < 10; ++i) {
+    body += "--xyz\r\nContent-Disposition: form-data; name=\"f" + std::to_string(i) + "\"\r\n\r\n" +
+            std::string(200000, 'x') + "\r\n";
+  }
+  body += "--xyz--\r\n";
+  MultipartParser p("xyz", dir_);
+  auto st = p.Feed(body);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code(), ErrorCode::kPayloadTooLarge);
+  EXPECT_NE(st.error().message().find("fields exceed"), std::string::npos) << st.error().message();
+}
+
 TEST_F(MultipartTest, PartsWithoutNameAreRejected) {
   MultipartParser p("xyz", dir_);
   EXPECT_FALSE(p.Feed("--xyz\r\nContent-Type: text/plain\r\n\r\nx\r\n--xyz--"));

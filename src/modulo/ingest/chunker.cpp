@@ -218,8 +218,11 @@ Result<ChunkingSettings> ChunkingSettings::FromJson(const nlohmann::json& j, int
                                        " (the embedding model reads at most " + std::to_string(model_max_tokens) +
                                        " tokens)"));
   }
-  if (s.overlap_tokens < 0 || s.overlap_tokens >= s.chunk_tokens) {
-    return Fail(Error::InvalidArgument("'overlap_tokens' must be at least 0 and less than 'chunk_tokens'"));
+  // An overlap near the chunk size would multiply the chunks (and their embedding and storage) by
+  // up to chunk_tokens; half the chunk at most doubles them.
+  if (s.overlap_tokens < 0 || s.overlap_tokens > s.chunk_tokens / 2) {
+    return Fail(Error::InvalidArgument("'overlap_tokens' must be between 0 and half of 'chunk_tokens' (" +
+                                       std::to_string(s.chunk_tokens / 2) + ")"));
   }
   if (s.parent_tokens < s.chunk_tokens || s.parent_tokens > 100000) {
     return Fail(Error::InvalidArgument("'parent_tokens' must be at least 'chunk_tokens' and at most 100000"));

@@ -179,6 +179,9 @@ TEST(ChunkerTest, SettingsAreValidatedAgainstTheModel) {
   EXPECT_FALSE(ChunkingSettings::FromJson({{"chunk_tokens", 1000}}, 256));
   EXPECT_FALSE(ChunkingSettings::FromJson({{"strategy", "magic"}}, 256));
   EXPECT_FALSE(ChunkingSettings::FromJson({{"overlap_tokens", 300}}, 256));
+  // At most half the chunk: 255 of 256 would make every token start a chunk.
+  EXPECT_FALSE(ChunkingSettings::FromJson({{"chunk_tokens", 256}, {"overlap_tokens", 129}}, 512));
+  EXPECT_TRUE(ChunkingSettings::FromJson({{"chunk_tokens", 256}, {"overlap_tokens", 128}}, 512));
   EXPECT_FALSE(ChunkingSettings::FromJson({{"chunk_size", 10}}, 256));
   auto d = ChunkingSettings::FromJson(nullptr, 256);
   ASSERT_TRUE(d);

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
 #include "modulo/core/log.h"
 #include "modulo/core/request_id.h"
 
@@ -21,7 +22,7 @@ std::string FileEvent(const store::FileRecord& f, std::string_view state, const 
 }
 
 Result<ChunkingSettings> SettingsOf(const store::Collection& c, std::size_t model_max_tokens) {
-  nlohmann::json settings = nlohmann::json::parse(c.settings_json, nullptr, false);
+  nlohmann::json settings = modulo::ParseJsonOrDiscarded(c.settings_json);
   if (settings.is_discarded() || !settings.is_object()) settings = nlohmann::json::object();
   return ChunkingSettings::FromJson(settings.value("chunking", nlohmann::json()), static_cast<int>(model_max_tokens));
 }
@@ -204,6 +205,10 @@ Status IngestService::ProcessInto(const std::string& task_id, store::FileRecord&
   }
   auto pieces = ChunkDocument(*doc, *settings, *tokens_, sentence_embedder);
   if (!pieces) return Fail(pieces.error());
+  if (pieces->size() > options_.max_chunks_per_file) {
+    return Fail(Error::PayloadTooLarge("the file makes " + std::to_string(pieces->size()) + " chunks, over the limit of " +
+                                       std::to_string(options_.max_chunks_per_file) + " per file"));
+  }
 
   // Embed the indexed chunks in batches; parents (hierarchical) are context only.
   std::vector<store::Chunk> chunks;
@@ -260,7 +265,7 @@ Status IngestService::ProcessInto(const std::string& task_id, store::FileRecord&
 Result<jobs::Job> IngestService::StartReindex(const std::string& collection_id, const nlohmann::json& chunking) {
   auto collection = store_.GetCollection(collection_id);
   if (!collection) return Fail(collection.error());
-  nlohmann::json settings = nlohmann::json::parse(collection->settings_json, nullptr, false);
+  nlohmann::json settings = modulo::ParseJsonOrDiscarded(collection->settings_json);
   if (settings.is_discarded() || !settings.is_object()) settings = nlohmann::json::object();
   if (!chunking.is_null()) {
     auto parsed = ChunkingSettings::FromJson(chunking, static_cast<int>(embedder_->info().max_tokens));
@@ -280,7 +285,7 @@ Result<jobs::Job> IngestService::StartReindex(const std::string& collection_id, 
 }
 
 Status IngestService::ReindexCollection(const jobs::Job& job, jobs::JobContext& ctx) {
-  nlohmann::json payload = nlohmann::json::parse(job.payload_json, nullptr, false);
+  nlohmann::json payload = modulo::ParseJsonOrDiscarded(job.payload_json);
   if (payload.is_discarded() || !payload.contains("generation") || !payload["generation"].is_number_integer()) {
     return Fail(Error::InvalidArgument("reindex task without a generation"));
   }
@@ -313,7 +318,7 @@ void IngestService::OnJobFinished(const jobs::Job& job, jobs::JobState state, co
   if (state != jobs::JobState::kDead && state != jobs::JobState::kFailed) return;
   if (job.kind == kReindexJob) {
     // A reindex that will not run again is given up, so the collection can be reindexed later.
-    nlohmann::json p = nlohmann::json::parse(job.payload_json, nullptr, false);
+    nlohmann::json p = modulo::ParseJsonOrDiscarded(job.payload_json);
     if (!p.is_discarded() && p.contains("generation") && p["generation"].is_number_integer()) {
       if (store_.AbortReindex(job.collection_id, p["generation"].get<std::int64_t>())) {
         Publish(job.collection_id, job.id,

@@ -39,6 +39,7 @@ struct IngestOptions {
   std::size_t embed_batch = 100;  // chunks per embedding call (the seed's batch size)
   parse::ParseLimits limits;
   int max_attempts = 4;           // 1 + the seed's 3 retries
+  std::size_t max_chunks_per_file = 100000;  // a file that makes more fails (no partial index)
 };
 
 // One uploaded file waiting to be accepted.

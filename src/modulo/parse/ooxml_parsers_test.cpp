@@ -298,5 +298,26 @@ TEST_F(XlsxTest, SharedStringsBombIsStopped) {
   EXPECT_EQ(doc.error().code(), ErrorCode::kPayloadTooLarge) << doc.error().message();
 }
 
+TEST_F(XlsxTest, OneSharedStringInManyCellsIsCountedCellByCell) {
+  // 2,000 cells of one row, each a 100 KB shared string: 200 MB of text from a file of a few
+  // hundred KB. The text budget (1 MiB here) stops it inside the row.
+  std::string cells;
+  for (int i = 0; i < 2000; ++i) cells += "<c t=\"s\"><v>0</v></c>";
+  std::string text;
+  for (int i = 0; text.size() < 100000; ++i) text += "word" + std::to_string(i % 977) + " ";
+  testing::WriteZip(dir_ / "cells.xlsx",
+                    testing::MinimalXlsx({{"S", "<row r=\"1\">" + cells + "</row>"}}, "<si><t>" + text + "</t></si>"));
+  ParseLimits limits;
+  limits.max_text_bytes = 1 << 20;
+  auto doc = XlsxParser().Parse(dir_ / "cells.xlsx", limits);
+  ASSERT_TRUE(doc) << doc.error().message();
+  std::size_t bytes = 0;
+  for (const auto& b : doc->blocks) bytes += b.text.size();
+  EXPECT_LE(bytes, 2u << 20);
+  bool warned = false;
+  for (const auto& w : doc->warnings) warned = warned || w.find("bytes of cell text") != std::string::npos;
+  EXPECT_TRUE(warned) << ::testing::PrintToString(doc->warnings);
+}
+
 }  // namespace
 }  // namespace modulo::parse

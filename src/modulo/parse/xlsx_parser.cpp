@@ -92,7 +92,15 @@ Result<ParsedDocument> XlsxParser::Parse(const std::filesystem::path& file, cons
       builder.Warn("only the first " + std::to_string(parsed) + " sheets were parsed");
     }
     builder.doc().page_count = static_cast<int>(sheets.size());
-    for (int i = 0; i < parsed && !builder.full(); ++i) {
+    // Cell text produced so far, counted cell by cell: one shared string referenced by a million
+    // cells is a few hundred KB on disk and hundreds of GB as text, so the check between rows
+    // (builder.full()) comes too late.
+    // The budget is also bounded by the file's own size: real workbooks hold a few times their
+    // compressed size in text, a bomb thousands of times.
+    const std::uint64_t budget = std::min<std::uint64_t>(limits.max_text_bytes, 50 * builder.doc().bytes + (1u << 20));
+    std::uint64_t produced = 0;
+    bool over = false;
+    for (int i = 0; i < parsed && !builder.full() && !over; ++i) {
       const int page = i + 1;
       auto xml = LoadXml(*zip, sheets[i].part);
       if (!xml) {
@@ -104,12 +112,18 @@ Result<ParsedDocument> XlsxParser::Parse(const std::filesystem::path& file, cons
       RowPacker packer(builder, BlockKind::kSheet, page);
       const pugi::xml_node data = ChildLocal((*xml)->document_element(), "sheetData");
       for (const pugi::xml_node row : data.children()) {
+        if (over) break;
         if (LocalName(row) != "row" || builder.full()) continue;
         std::vector<std::string> cells;
         for (const pugi::xml_node c : row.children()) {
           if (LocalName(c) != "c") continue;
           std::string value = CollapseWhitespace(CellValue(c, shared));
           if (value.empty()) continue;
+          produced += value.size();
+          if (produced > budget) {
+            over = true;
+            break;
+          }
           const int col = ColumnIndex(AttrLocal(c, "r"));
           if (col >= 0 && col > static_cast<int>(cells.size()) &&
               col - static_cast<int>(cells.size()) <= kMaxColumnGap) {
@@ -126,6 +140,10 @@ Result<ParsedDocument> XlsxParser::Parse(const std::filesystem::path& file, cons
         packer.Row(std::move(line));
       }
       packer.Flush();
+    }
+    if (over) {
+      builder.Warn("the sheets hold more than " + std::to_string(budget) + " bytes of cell text (50 times the " +
+                   "file's size, at most " + std::to_string(limits.max_text_bytes) + "); the rest was dropped");
     }
     return std::move(builder).Finish();
   } catch (const std::bad_alloc&) {
