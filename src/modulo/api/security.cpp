@@ -1,6 +1,7 @@
 #include "modulo/api/security.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "modulo/auth/api_key.h"
@@ -12,6 +13,93 @@ namespace modulo::api {
 namespace asio = boost::asio;
 using json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+// The host part of a Host header or of an Origin's authority, lower case, without the port:
+// "LocalHost:8000" -> "localhost", "[::1]:8000" -> "[::1]".
+std::string HostName(std::string_view authority) {
+  std::string h;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    h = std::string(authority.substr(0, close == std::string_view::npos ? authority.size() : close + 1));
+  } else {
+    h = std::string(authority.substr(0, authority.find(':')));
+  }
+  std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+  return h;
+}
+
+bool IsLocalHostName(std::string_view host) { return host == "127.0.0.1" || host == "localhost" || host == "[::1]"; }
+
+}  // namespace
+
+namespace {
+
+// Empty when `policy` is known and its parameters are in `path`; else why not.
+std::string PolicyProblem(std::string_view policy, const std::string& path) {
+  std::string_view budget;
+  if (auto bar = policy.find('|'); bar != std::string_view::npos) {
+    budget = policy.substr(bar + 1);
+    policy = policy.substr(0, bar);
+    if (budget != "search" && budget != "upload") return "unknown rate budget '" + std::string(budget) + "'";
+  }
+  auto has_param = [&](std::string_view name) {
+    return path.find("{" + std::string(name) + "}") != std::string::npos;
+  };
+  if (policy == "public" || policy == "user" || policy == "admin") return {};
+  if (policy.starts_with("self:")) {
+    return has_param(policy.substr(5)) ? std::string() : "no path parameter {" + std::string(policy.substr(5)) + "}";
+  }
+  if (policy.starts_with("collection:")) {
+    const auto rest = policy.substr(11);
+    const auto colon = rest.find(':');
+    if (colon == std::string_view::npos || !store::ParseAccessLevel(rest.substr(0, colon))) {
+      return "a collection policy is collection:{read|write|admin}:{param}";
+    }
+    return has_param(rest.substr(colon + 1)) ? std::string()
+                                             : "no path parameter {" + std::string(rest.substr(colon + 1)) + "}";
+  }
+  return "unknown policy";
+}
+
+}  // namespace
+
+Status CheckRoutePolicies(const http::Router& router) {
+  for (const auto& route : router.routes()) {
+    if (auto problem = PolicyProblem(route.policy, route.path); !problem.empty()) {
+      return Fail(Error::Internal("route " + std::string(http::beast_http::to_string(route.method)) + " " + route.path +
+                                  " has the policy '" + route.policy + "': " + problem));
+    }
+  }
+  return {};
+}
+
+std::optional<Error> LocalModeRefusal(const http::Request& req) {
+  // DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends its own
+  // name as Host. Only the loopback names reach the local admin.
+  const std::string host = HostName(req.Header("Host"));
+  if (!IsLocalHostName(host)) {
+    return Error::PermissionDenied("with authentication off (MODULO_AUTH=none) only Host 127.0.0.1, localhost or [::1] "
+                                   "is served, not '" + std::string(req.Header("Host")) + "'");
+  }
+  // Cross-site requests: a page elsewhere may POST a form or open a WebSocket to the loopback
+  // server (no preflight for either). Browsers name the page in Origin; only local pages may act.
+  const std::string_view origin = req.Header("Origin");
+  const bool acts = req.method != http::beast_http::verb::get && req.method != http::beast_http::verb::head;
+  const bool upgrade = !req.Header("Upgrade").empty();
+  if (!origin.empty() && (acts || upgrade)) {
+    const auto scheme_end = origin.find("://");
+    const std::string origin_host =
+        scheme_end == std::string_view::npos ? std::string() : HostName(origin.substr(scheme_end + 3));
+    if (!IsLocalHostName(origin_host)) {
+      return Error::PermissionDenied("with authentication off (MODULO_AUTH=none) " +
+                                     std::string(upgrade ? "WebSocket connections" : "requests") + " from the page '" +
+                                     std::string(origin) + "' are refused; only pages on this machine may act");
+    }
+  }
+  return std::nullopt;
+}
 
 namespace {
 
@@ -268,6 +356,12 @@ asio::awaitable<std::optional<http::Response>> Security::Check(const http::Route
     budget = policy.substr(bar + 1);
     policy = policy.substr(0, bar);
   }
+  if (!options_.required) {
+    if (auto refusal = LocalModeRefusal(req)) {
+      std::optional<http::Response> out = http::Response::FromError(*refusal);
+      co_return out;
+    }
+  }
   if (policy == "public") co_return std::nullopt;
 
   auth::Principal p;
@@ -308,6 +402,9 @@ asio::awaitable<std::optional<http::Response>> Security::Check(const http::Route
   // Authorization by the route's policy, then its rate budget.
   RequestAuth granted;
   std::optional<Error> denied;
+  if (!PolicyProblem(route.policy, route.path).empty()) {  // fail closed (start-up checks them all)
+    denied = Error::Internal("route " + route.path + " has no valid access policy");
+  }
   if (policy == "admin" && !p.is_admin()) denied = Denied("this needs a system admin");
   if (!denied && policy.starts_with("self:")) {
     const std::string& who = req.PathParam(policy.substr(5));

@@ -39,6 +39,7 @@
 #include "modulo/auth/rate_limiter.h"
 #include "modulo/core/thread_pool.h"
 #include "modulo/http/message.h"
+#include "modulo/http/router.h"
 #include "modulo/metrics/registry.h"
 #include "modulo/store/identity_store.h"
 #include "modulo/store/scoped_metadata_store.h"
@@ -68,6 +69,17 @@ struct RequestAuth {
 
 // The principal of requests when authentication is disabled.
 inline constexpr const char* kLocalUserId = "local";
+
+// Every route's policy is one this guard knows, naming path parameters its route has:
+// "public", "user", "admin", "self:{param}", "collection:{read|write|admin}:{param}", each
+// optionally followed by "|search" or "|upload" (a rate budget). An unknown policy would mean "any
+// authenticated user" at request time; checked at start-up, it stops the server instead.
+[[nodiscard]] Status CheckRoutePolicies(const http::Router& router);
+
+// With authentication off, why `req` is refused: a Host other than 127.0.0.1, localhost or [::1]
+// (DNS rebinding), or an Origin of another site on a state-changing request or a WebSocket
+// upgrade (cross-site requests). nullopt: served.
+[[nodiscard]] std::optional<Error> LocalModeRefusal(const http::Request& req);
 
 class Security {
  public:

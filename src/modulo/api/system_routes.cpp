@@ -133,6 +133,7 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/api/events";
+    r.policy = "user";  // topics are checked per subscription (topic_access)
     r.doc = {.summary = "Server-Sent Events for one or more topics (task:<id>, collection:<id>)",
              .tag = "events",
              .request_body = nullptr,
@@ -188,6 +189,7 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/ws";
+    r.policy = "user";  // topics are checked per subscription (topic_access)
     r.doc = {.summary = "WebSocket: ping/pong and topic subscriptions for live progress events",
              .tag = "events",
              .request_body = nullptr,
