@@ -1,6 +1,7 @@
 // modulo: the one binary. This file is the only place where objects are created and wired.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -35,6 +36,7 @@
 #include "modulo/core/config.h"
 #include "modulo/core/event_bus.h"
 #include "modulo/core/health.h"
+#include "modulo/core/json.h"
 #include "modulo/core/log.h"
 #include "modulo/core/thread_pool.h"
 #include "modulo/embed/embedding_cache.h"
@@ -68,6 +70,7 @@
 #include "modulo/store/sqlite/sqlite_metadata_store.h"
 #include "modulo/store/sqlite/sqlite_user_config_store.h"
 #include "modulo/metrics/registry.h"
+#include "modulo/net/egress.h"
 #include "modulo/search/index_sync.h"
 #include "modulo/search/lru_cache.h"
 #include "modulo/search/postgres/pg_sync_checkpoints.h"
@@ -203,6 +206,7 @@ struct Answers {
   std::unique_ptr<generate::AnswerService> service;
   std::optional<auth::SecretBox> secrets;
   std::unique_ptr<generate::ProfileResolver> profiles;
+  std::shared_ptr<const net::EgressPolicy> egress;  // where users' own provider URLs may go
 };
 
 Result<std::unique_ptr<Answers>> BuildAnswers(const Settings& settings, search::SearchService& search,
@@ -210,6 +214,11 @@ Result<std::unique_ptr<Answers>> BuildAnswers(const Settings& settings, search::
                                               const std::filesystem::path& data_dir, ThreadPool& blocking_pool,
                                               metrics::Registry& registry) {
   auto a = std::make_unique<Answers>();
+  // --auth none runs only on loopback, for its one local user, who owns the machine and its local
+  // model servers (Ollama, vLLM): loopback is theirs to reach.
+  auto egress = net::EgressPolicy::Make(settings.egress_allow, settings.auth == "none");
+  if (!egress) return Fail(std::move(egress.error()));
+  a->egress = std::make_shared<const net::EgressPolicy>(std::move(*egress));
   auto secrets = auth::SecretBox::Load(settings.secret_key, data_dir);
   if (!secrets) return Fail(std::move(secrets.error()).Wrap("the server key (MODULO_SECRET_KEY)"));
   a->secrets = std::move(*secrets);
@@ -253,7 +262,8 @@ Result<std::unique_ptr<Answers>> BuildAnswers(const Settings& settings, search::
   const auth::SecretBox* box = &*a->secrets;
   a->profiles = std::make_unique<generate::ProfileResolver>(
       generate::ProfileResolverDeps{configs, a->providers,
-                                    [box](std::string_view sealed, std::string_view ctx) { return box->Open(sealed, ctx); }},
+                                    [box](std::string_view sealed, std::string_view ctx) { return box->Open(sealed, ctx); },
+                                    a->egress},
       *a->service->server_profile());
   return a;
 }
@@ -424,7 +434,7 @@ Result<Indexes> BuildIndexes(const Settings& settings, Backend& b, metrics::Regi
       auto hnsw = std::make_unique<index::HnswVectorStore>(b.embedding->embedder->info().dimension, ho);
       // A collection's own HNSW parameters (retrieval.hnsw) over the server's.
       so.before_build = [v = hnsw.get()](const store::Collection& c) {
-        auto settings = nlohmann::json::parse(c.settings_json, nullptr, false);
+        auto settings = modulo::ParseJsonOrDiscarded(c.settings_json);
         search::RetrievalSettings rs;
         if (!settings.is_object() || !settings.contains("retrieval") ||
             !rs.Apply(settings["retrieval"], std::numeric_limits<std::size_t>::max(), "retrieval")) {
@@ -511,8 +521,16 @@ Result<std::unique_ptr<Backend>> BuildBackend(const Settings& settings, metrics:
   auto b = std::make_unique<Backend>();
   std::error_code ec;
   b->data_dir = fs::absolute(settings.data_dir, ec).lexically_normal();
+  const bool existed = fs::exists(b->data_dir, ec);
   fs::create_directories(b->data_dir / "spool", ec);
   if (ec) return Fail(Error::Unavailable("cannot create data directory " + b->data_dir.string() + ": " + ec.message()));
+  if (!existed) {
+    fs::permissions(b->data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  } else if ((fs::status(b->data_dir, ec).permissions() & (fs::perms::group_all | fs::perms::others_all)) !=
+             fs::perms::none) {
+    log::Warn("the data directory can be read by other users of this machine; chmod 700 it unless that is meant",
+              {{"data_dir", b->data_dir.string()}});
+  }
   health.Add("file_system", DirectoryWritableCheck(b->data_dir.string()));
 
   // Stores (SQLite in the data directory, or PostgreSQL), uploaded bytes under the data
@@ -886,7 +904,8 @@ int Serve(const Settings& settings) {
                                       (*answers)->profiles.get()};
   api::AddSearchRoutes(router, app, answer_routes);
   api::AddChatCompletionsRoutes(router, app, answer_routes);
-  api::UserConfigServices config_services{*b.configs, *b.identity, *(*answers)->secrets, (*answers)->providers};
+  api::UserConfigServices config_services{*b.configs, *b.identity, *(*answers)->secrets, (*answers)->providers,
+                                         (*answers)->egress};
   api::AddUserConfigRoutes(router, app, config_services);
   generate::ConversationService conversation_service({*b.conversations, *(*answers)->service, blocking_pool});
   api::ConversationServices conversation_services{answer_routes, *b.conversations, conversation_service};
@@ -896,6 +915,7 @@ int Serve(const Settings& settings) {
                                [sync = retrieval->sync](const store::Collection& c) { sync->DropCollection(c); }};
   api::AddTenancyRoutes(router, app, tenancy);
   api::AddOpenApiRoute(router, MODULO_VERSION);
+  if (auto st = api::CheckRoutePolicies(router); !st) return StartupFailure(st.error());
 
   StartWorkers(b, settings.worker_concurrency);
   server = std::make_unique<http::Server>(opt, router, registry);
@@ -994,6 +1014,9 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Everything Modulo writes (databases, uploaded files, the server key, spooled uploads) is its
+  // own: directories 0700, files 0600.
+  umask(077);
 
   CLI::App app{"Modulo: a retrieval-augmented generation server"};
   app.require_subcommand(1);

@@ -196,7 +196,9 @@ def test_bad_input_is_a_400_naming_the_field(server, path, body, field):
 
 
 def test_users_see_and_use_only_their_own_configuration(start_server, fake_llm, tmp_path):
-    server = authenticated(start_server, tmp_path)
+    # The fake provider listens on loopback, which users' provider URLs reach only when the
+    # administrator allows it.
+    server = authenticated(start_server, tmp_path, MODULO_EGRESS_ALLOW="127.0.0.1")
     admin = server.admin
     alice, bob = server.new_user("alice"), server.new_user("bob")
     r = alice.post("/api/users/me/llm-providers",

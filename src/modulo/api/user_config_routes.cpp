@@ -4,6 +4,7 @@
 
 #include "modulo/api/route_helpers.h"
 #include "modulo/api/security.h"
+#include "modulo/core/json.h"
 #include "modulo/core/request_id.h"
 #include "modulo/generate/llm_config.h"
 #include "modulo/http/json_body.h"
@@ -59,7 +60,7 @@ class Handlers {
     auto models = svc_.configs.List(provider.user_id, ConfigKind::kLlmModel, provider.id);
     if (!models) return;
     for (const auto& m : *models) {
-      if (auto pc = generate::ProviderConfigFor(provider, m, Opener())) svc_.providers.Invalidate(*pc);
+      if (auto pc = generate::ProviderConfigFor(provider, m, Opener(), svc_.egress)) svc_.providers.Invalidate(*pc);
     }
   }
 
@@ -111,7 +112,7 @@ class Handlers {
                         : r.kind == ConfigKind::kLlmParameters ? "parameters_id"
                                                                : "template_id";
     for (const auto& p : *pipelines) {
-      const json b = json::parse(p.body, nullptr, false);
+      const json b = modulo::ParseJsonOrDiscarded(p.body);
       if (b.is_object() && b.value(field, json(nullptr)) == json(r.id)) {
         return Fail(Error::Conflict("pipeline '" + p.name + "' uses it: change or delete the pipeline first"));
       }
@@ -126,7 +127,7 @@ class Handlers {
     w->record.parent_id = parent_id;
     if (kind == ConfigKind::kLlmModel) w->record.scope = parent_id;
     if (kind == ConfigKind::kPipeline) {
-      if (auto st = CheckPipeline(user_id, json::parse(w->record.body)); !st) return Fail(st.error());
+      if (auto st = CheckPipeline(user_id, modulo::ParseJsonOrDiscarded(w->record.body)); !st) return Fail(st.error());
     }
     if (kind == ConfigKind::kLlmProvider && w->api_key && !w->api_key->empty()) {
       // The secret is bound to the record's id: choose it first.
@@ -150,7 +151,22 @@ class Handlers {
     auto w = generate::ParseConfigInput(kind, input, &*existing);
     if (!w) return Fail(w.error());
     if (kind == ConfigKind::kPipeline) {
-      if (auto st = CheckPipeline(user_id, json::parse(w->record.body)); !st) return Fail(st.error());
+      if (auto st = CheckPipeline(user_id, modulo::ParseJsonOrDiscarded(w->record.body)); !st) return Fail(st.error());
+    }
+    if (kind == ConfigKind::kLlmProvider && !w->api_key && !existing->secret.empty()) {
+      // A sealed key was given for one destination: moving the provider elsewhere must not take
+      // the key along to a host its owner never meant it for.
+      const json before = modulo::ParseJsonOrDiscarded(existing->body);
+      const json after = modulo::ParseJsonOrDiscarded(w->record.body);
+      for (const char* field : {"type", "base_url", "iam_url"}) {
+        const auto was = before.is_object() ? before.value(field, json()) : json();
+        const auto now = after.is_object() ? after.value(field, json()) : json();
+        if (was != now) {
+          return Fail(Error::InvalidArgument(std::string("changing '") + field +
+                                             "' needs 'api_key' again (or null for none): the stored key is never "
+                                             "sent to a destination it was not given for"));
+        }
+      }
     }
     bool replace_secret = false;
     if (kind == ConfigKind::kLlmProvider && w->api_key) {
@@ -162,7 +178,7 @@ class Handlers {
     if (kind == ConfigKind::kLlmProvider) ForgetClients(*existing);
     if (kind == ConfigKind::kLlmModel) {
       if (auto provider = svc_.configs.Get(user_id, ConfigKind::kLlmProvider, existing->parent_id)) {
-        if (auto pc = generate::ProviderConfigFor(*provider, *existing, Opener())) svc_.providers.Invalidate(*pc);
+        if (auto pc = generate::ProviderConfigFor(*provider, *existing, Opener(), svc_.egress)) svc_.providers.Invalidate(*pc);
       }
     }
     auto updated = svc_.configs.Update(w->record, replace_secret);

@@ -19,6 +19,7 @@
 #include "modulo/auth/secret_box.h"
 #include "modulo/generate/provider_registry.h"
 #include "modulo/http/router.h"
+#include "modulo/net/egress.h"
 #include "modulo/store/identity_store.h"
 #include "modulo/store/user_config_store.h"
 
@@ -29,6 +30,7 @@ struct UserConfigServices {
   store::IdentityStore& identity;
   const auth::SecretBox& secrets;
   generate::ProviderRegistry& providers;  // clients of a changed provider are dropped
+  std::shared_ptr<const net::EgressPolicy> egress;  // where users' provider URLs may go
 };
 
 void AddUserConfigRoutes(http::Router& router, AppContext& app, UserConfigServices& services);

@@ -388,6 +388,11 @@ std::vector<SettingSpec> BuildSpecs() {
   v.push_back(StringSetting("MODULO_LLM_IAM_URL", "llm-iam-url",
                             "IBM Cloud IAM endpoint for watsonx.ai (empty: https://iam.cloud.ibm.com).",
                             &Settings::llm_iam_url, {}, false, true));
+  v.push_back(StringSetting("MODULO_EGRESS_ALLOW", "egress-allow",
+                            "Internal addresses that users' own LLM provider URLs may reach: CIDRs and host names, "
+                            "comma-separated (e.g. a self-hosted model on 10.0.0.0/8). Loopback, private, link-local and "
+                            "other internal ranges are refused otherwise; with --auth none, loopback is allowed.",
+                            &Settings::egress_allow, {}, false, true));
   v.push_back(IntSetting("MODULO_LLM_CONTEXT_TOKENS", "llm-context-tokens",
                          "The model's context window in tokens: retrieved passages are trimmed so that the prompt and "
                          "the answer fit.", &Settings::llm_context_tokens, 512, 10000000));

@@ -103,6 +103,9 @@ struct Settings {
   std::string secret_key;             // MODULO_SECRET_KEY: seals provider API keys at rest
   std::string llm_project_id;         // watsonx
   std::string llm_iam_url;            // watsonx (empty: https://iam.cloud.ibm.com)
+  // CIDRs and host names that users' own provider URLs may reach although they are internal
+  // (loopback, private, link-local...); every other internal address is refused.
+  std::string egress_allow;
   int llm_context_tokens = 8192;
   int llm_max_new_tokens = 512;
   int llm_timeout_seconds = 60;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
 #include "modulo/generate/http_provider.h"
 
 namespace modulo::generate {
@@ -39,7 +40,7 @@ Error EventError(const json& e) {
 class Decoder final : public detail::StreamDecoder {
  public:
   Status OnEvent(const detail::SseEvent& e, std::string* delta) override {
-    auto j = json::parse(e.data, nullptr, false);
+    auto j = modulo::ParseJsonOrDiscarded(e.data);
     if (j.is_discarded() || !j.is_object()) {
       return Fail(Error::Unavailable("anthropic sent a malformed stream event (" + e.event +
                                      "): " + e.data.substr(0, 200)));
@@ -124,7 +125,7 @@ Result<detail::HttpRequest> AnthropicMessagesProvider::BuildRequest(const std::v
 }
 
 Result<Generation> AnthropicMessagesProvider::ParseResponse(const std::string& body) {
-  auto j = json::parse(body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(body);
   if (j.is_discarded() || !j.is_object() || !j.contains("content") || !j["content"].is_array()) {
     return Fail(Error::Unavailable("anthropic returned a malformed message"));
   }
@@ -144,7 +145,7 @@ Result<Generation> AnthropicMessagesProvider::ParseResponse(const std::string& b
 std::unique_ptr<detail::StreamDecoder> AnthropicMessagesProvider::NewDecoder() { return std::make_unique<Decoder>(); }
 
 std::string AnthropicMessagesProvider::ErrorMessage(const std::string& body) const {
-  auto j = json::parse(body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(body);
   if (!j.is_discarded() && j.is_object()) {
     if (auto e = j.find("error"); e != j.end() && e->is_object()) {
       std::string m = JsonStr(*e, "message");
@@ -152,7 +153,7 @@ std::string AnthropicMessagesProvider::ErrorMessage(const std::string& body) con
       return m;
     }
   }
-  return body.substr(0, 300);
+  return {};  // an unstructured body is logged by the caller, never returned
 }
 
 }  // namespace modulo::generate

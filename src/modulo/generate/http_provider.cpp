@@ -113,6 +113,7 @@ HttpLlmProvider::Attempt HttpLlmProvider::Once(const std::vector<ChatMessage>& m
   Attempt a;
   const bool stream = on_delta != nullptr;
   auto request = BuildRequest(messages, params, stream, cancel);
+  if (request) request->egress = config_.egress.get();
   if (!request) {
     a.retryable = RetryableCode(request.error().code());
     a.result = Fail(std::move(request.error()));
@@ -122,7 +123,13 @@ HttpLlmProvider::Attempt HttpLlmProvider::Once(const std::vector<ChatMessage>& m
     a.status = reply.status;
     a.retry_after = reply.retry_after;
     a.retryable = RetryableStatus(reply.status);
-    a.result = Fail(StatusError(reply.status, name_, ErrorMessage(reply.body)));
+    const std::string message = ErrorMessage(reply.body);
+    // The body itself goes to the log (with the request's id), never to the caller: a provider
+    // URL could be aimed at a service whose pages are not the caller's to read.
+    log::Warn("LLM provider answered with an error",
+              {{"provider", name_}, {"status", reply.status},
+               {"body", reply.body.substr(0, 1024)}});
+    a.result = Fail(StatusError(reply.status, name_, message.substr(0, 300)));
   };
 
   if (!stream) {

@@ -1,11 +1,12 @@
 #include "modulo/generate/llm_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
-#include <regex>
 #include <set>
 
 #include "modulo/core/clock.h"
+#include "modulo/core/json.h"
 
 namespace modulo::generate {
 namespace {
@@ -189,13 +190,23 @@ Result<json> CheckField(const Field& f, const json& v) {
   return v;
 }
 
-// {name} variables of a template, in order, without repeats.
+// {name} variables of a template, in order, without repeats: a name is one or more ASCII letters,
+// digits or underscores between braces. A linear scan (a regex here recursed once per character of
+// a long "{aaaa...}" and overflowed the stack).
 std::vector<std::string> TemplateVariables(const std::string& format) {
-  static const std::regex kVar(R"(\{(\w+)\})");
+  const auto word = [](unsigned char c) { return std::isalnum(c) || c == '_'; };
   std::vector<std::string> out;
-  for (auto it = std::sregex_iterator(format.begin(), format.end(), kVar); it != std::sregex_iterator(); ++it) {
-    std::string v = (*it)[1];
-    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(std::move(v));
+  for (std::size_t i = 0; i < format.size(); ++i) {
+    if (format[i] != '{') continue;
+    std::size_t j = i + 1;
+    while (j < format.size() && word(static_cast<unsigned char>(format[j]))) ++j;
+    if (j > i + 1 && j < format.size() && format[j] == '}') {
+      std::string v = format.substr(i + 1, j - i - 1);
+      if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(std::move(v));
+      i = j;
+    } else {
+      i = j - 1;  // a '{' at j starts the next candidate
+    }
   }
   return out;
 }
@@ -258,7 +269,7 @@ Status CheckBody(ConfigKind kind, json& body) {
 
 // A stored record's body (an empty object if it is somehow not one), and a string field of it.
 json Body(const ConfigRecord& r) {
-  json b = json::parse(r.body, nullptr, false);
+  json b = modulo::ParseJsonOrDiscarded(r.body);
   return b.is_object() ? b : json::object();
 }
 
@@ -312,6 +323,10 @@ Result<ConfigWrite> ParseConfigInput(ConfigKind kind, const json& input, const C
         return Fail(Error::InvalidArgument("'api_key' must be a string of at most 8192 bytes"));
       }
       w.api_key = value.get<std::string>();
+      // The key travels in a request header: CR or LF would start headers of the caller's choosing.
+      if (std::any_of(w.api_key->begin(), w.api_key->end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+        return Fail(Error::InvalidArgument("'api_key' must not contain control characters (CR, LF, tab, NUL...)"));
+      }
       continue;
     }
     // Read-only fields a client may echo back from an earlier response.
@@ -352,7 +367,7 @@ json ConfigOutput(const ConfigRecord& r) {
 }
 
 Result<ProviderConfig> ProviderConfigFor(const ConfigRecord& provider, const ConfigRecord& model,
-                                         const OpenFn& open_secret) {
+                                         const OpenFn& open_secret, std::shared_ptr<const net::EgressPolicy> egress) {
   const json prov = Body(provider);
   const json mb = Body(model);
   ProviderConfig pc;
@@ -361,6 +376,7 @@ Result<ProviderConfig> ProviderConfigFor(const ConfigRecord& provider, const Con
   pc.model = model.name;
   pc.project_id = Str(prov, "project_id");
   pc.iam_url = Str(prov, "iam_url");
+  pc.egress = std::move(egress);
   pc.timeout = std::chrono::seconds(mb.value("timeout", prov.value("timeout_seconds", 60)));
   pc.max_retries = mb.value("max_retries", prov.value("max_retries", 3));
   pc.max_concurrency = std::min(mb.value("concurrency_limit", 8), prov.value("max_concurrency", 8));
@@ -481,7 +497,7 @@ Result<std::shared_ptr<const AnswerProfile>> ProfileResolver::Resolve(const std:
   }
 
   // The client, shared per configuration.
-  auto pc = ProviderConfigFor(*provider, *model, deps_.open_secret);
+  auto pc = ProviderConfigFor(*provider, *model, deps_.open_secret, deps_.egress);
   if (!pc) return Fail(pc.error());
   auto client = deps_.providers.Get(*pc);
   if (!client) return Fail(std::move(client.error()).Wrap("LLM provider '" + provider->name + "'"));

@@ -34,6 +34,7 @@
 #include "modulo/core/error.h"
 #include "modulo/generate/answer_service.h"
 #include "modulo/generate/provider_registry.h"
+#include "modulo/net/egress.h"
 #include "modulo/store/user_config_store.h"
 
 namespace modulo::generate {
@@ -62,8 +63,10 @@ struct ConfigWrite {
 [[nodiscard]] nlohmann::json ConfigOutput(const store::ConfigRecord& r);
 
 // The client configuration of a provider record with one of its model records (opens the API key).
+// A user's provider is user-aimed: its URLs must pass `egress` (never null in a server).
 [[nodiscard]] Result<ProviderConfig> ProviderConfigFor(const store::ConfigRecord& provider,
-                                                       const store::ConfigRecord& model, const OpenFn& open_secret);
+                                                       const store::ConfigRecord& model, const OpenFn& open_secret,
+                                                       std::shared_ptr<const net::EgressPolicy> egress);
 
 // The prompt template types ("RAG_QUERY", "QUESTION_GENERATION", …).
 [[nodiscard]] bool IsTemplateType(std::string_view type) noexcept;
@@ -72,6 +75,7 @@ struct ProfileResolverDeps {
   store::UserConfigStore& configs;
   ProviderRegistry& providers;
   OpenFn open_secret;
+  std::shared_ptr<const net::EgressPolicy> egress;  // where users' provider URLs may go
 };
 
 class ProfileResolver {

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "modulo/core/error.h"
+#include "modulo/net/egress.h"
 
 namespace modulo::generate {
 
@@ -126,6 +128,9 @@ struct ProviderConfig {
   int max_concurrency = 8;   // calls in flight per client; <= 0 = unlimited
   // First back-off delay; doubles per attempt (with jitter), capped at 20 s. Retry-After wins.
   std::chrono::milliseconds retry_base_delay{500};
+  // Set for a user's own provider: its base_url and iam_url must pass this policy (null: the
+  // server's configured provider, whose URLs are the administrator's).
+  std::shared_ptr<const net::EgressPolicy> egress;
 };
 
 }  // namespace modulo::generate

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
 #include "modulo/generate/http_provider.h"
 
 namespace modulo::generate {
@@ -50,7 +51,7 @@ class Decoder final : public detail::StreamDecoder {
       done_ = true;
       return {};
     }
-    auto j = json::parse(e.data, nullptr, false);
+    auto j = modulo::ParseJsonOrDiscarded(e.data);
     if (j.is_discarded() || !j.is_object()) {
       return Fail(Error::Unavailable("openai sent a malformed stream event: " + e.data.substr(0, 200)));
     }
@@ -108,7 +109,7 @@ Result<detail::HttpRequest> OpenAiChatProvider::BuildRequest(const std::vector<C
 }
 
 Result<Generation> OpenAiChatProvider::ParseResponse(const std::string& body) {
-  auto j = json::parse(body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(body);
   if (j.is_discarded() || !j.is_object() || !j.contains("choices") || !j["choices"].is_array() ||
       j["choices"].empty() || !j["choices"][0].is_object()) {
     return Fail(Error::Unavailable("openai returned a malformed chat completion"));
@@ -125,7 +126,7 @@ Result<Generation> OpenAiChatProvider::ParseResponse(const std::string& body) {
 std::unique_ptr<detail::StreamDecoder> OpenAiChatProvider::NewDecoder() { return std::make_unique<Decoder>(); }
 
 std::string OpenAiChatProvider::ErrorMessage(const std::string& body) const {
-  auto j = json::parse(body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(body);
   if (!j.is_discarded() && j.is_object()) {
     if (auto e = j.find("error"); e != j.end()) {
       if (e->is_object()) return Describe(*e);
@@ -134,7 +135,7 @@ std::string OpenAiChatProvider::ErrorMessage(const std::string& body) const {
     if (j.contains("message")) return Describe(j);
     if (auto d = j.find("detail"); d != j.end()) return d->is_string() ? d->get<std::string>() : d->dump();
   }
-  return body.substr(0, 300);
+  return {};  // an unstructured body is logged by the caller, never returned
 }
 
 }  // namespace modulo::generate

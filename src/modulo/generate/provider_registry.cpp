@@ -50,7 +50,8 @@ ProviderRegistry::ProviderRegistry(Factory factory) : factory_(std::move(factory
 std::string ProviderRegistry::Key(const ProviderConfig& c) {
   std::string key;
   for (const std::string& part :
-       {c.type, Trim(c.base_url), c.model, Sha256Hex(c.api_key), c.project_id, Trim(c.iam_url)}) {
+       {c.type, Trim(c.base_url), c.model, Sha256Hex(c.api_key), c.project_id, Trim(c.iam_url),
+        std::string(c.egress ? "user" : "server")}) {
     key += part;
     key += '\x1f';
   }

@@ -87,6 +87,11 @@ Result<HttpReply> Perform(const HttpRequest& request, const TransferLimits& limi
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), &curl_easy_cleanup);
   std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(), &curl_multi_cleanup);
   if (!easy || !multi) return Fail(Error::Internal("cannot create an HTTP client handle"));
+  for (const auto& h : request.headers) {
+    if (std::any_of(h.begin(), h.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+      return Fail(Error::InvalidArgument("a request header holds a control character; nothing was sent"));
+    }
+  }
   curl_slist* list = nullptr;
   for (const auto& h : request.headers) list = curl_slist_append(list, h.c_str());
   list = curl_slist_append(list, "Expect:");  // no 100-continue round trip for large prompts
@@ -100,8 +105,24 @@ Result<HttpReply> Perform(const HttpRequest& request, const TransferLimits& limi
   st.cancel = cancel;
   st.last_activity = std::chrono::steady_clock::now();
 
+  curl_slist* pinned = nullptr;
+  if (request.egress != nullptr) {
+    auto target = request.egress->Check(request.url);
+    if (!target) return Fail(std::move(target.error()));
+    pinned = curl_slist_append(nullptr, target->CurlResolve().c_str());
+  }
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> pinned_list(pinned, &curl_slist_free_all);
+
   CURL* c = easy.get();
   curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (pinned != nullptr) {
+    // Connect to the checked address only, and never through a proxy (which would resolve the
+    // host again, on its own side of the network).
+    curl_easy_setopt(c, CURLOPT_RESOLVE, pinned);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+  }
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));

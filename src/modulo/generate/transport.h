@@ -16,6 +16,7 @@
 
 #include "modulo/core/error.h"
 #include "modulo/generate/llm_provider.h"
+#include "modulo/net/egress.h"
 
 namespace modulo::generate::detail {
 
@@ -23,6 +24,9 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
+  // A user-aimed request: the URL's host must pass this policy, and the connection goes to the
+  // address it checked. Null: the administrator's own URL, not checked.
+  const net::EgressPolicy* egress = nullptr;
 };
 
 struct HttpReply {
@@ -44,8 +48,12 @@ struct TransferLimits {
 using BodySink = std::function<bool(std::string_view)>;
 
 // One POST. With a sink, a 2xx body goes to the sink as it arrives (not into reply.body).
+// Redirects are never followed; only http and https are spoken. A header holding a control
+// character (CR, LF, NUL...) is refused before anything is sent.
 // Errors: kCancelled (token), kDeadlineExceeded (total/idle/connect timeout), kUnavailable
-// (no response: connection refused, reset before the headers, DNS, TLS), kInternal (curl setup).
+// (no response: connection refused, reset before the headers, DNS, TLS), kPermissionDenied (the
+// egress policy refused the host), kInvalidArgument (a header with a control character),
+// kInternal (curl setup).
 [[nodiscard]] Result<HttpReply> Perform(const HttpRequest& request, const TransferLimits& limits,
                                         const BodySink* sink, const CancelToken* cancel);
 

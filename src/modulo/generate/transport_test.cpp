@@ -109,5 +109,31 @@ TEST(StatusErrorTest, CodesFollowTheTable) {
             std::string::npos);
 }
 
+TEST(PerformTest, HeadersWithControlCharactersAreNeverSent) {
+  HttpRequest r;
+  r.url = "http://127.0.0.1:9/v1/chat/completions";  // nothing listens: a send would be kUnavailable
+  r.headers = {"Authorization: Bearer sk-1\r\nX-Injected: yes"};
+  auto reply = Perform(r, TransferLimits{}, nullptr, nullptr);
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code(), ErrorCode::kInvalidArgument) << reply.error().message();
+}
+
+TEST(PerformTest, UserAimedRequestsFollowTheEgressPolicy) {
+  auto closed = net::EgressPolicy::Make("", false);
+  ASSERT_TRUE(closed);
+  HttpRequest r;
+  r.url = "http://127.0.0.1:9/v1/chat/completions";
+  r.egress = &*closed;
+  auto reply = Perform(r, TransferLimits{}, nullptr, nullptr);
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code(), ErrorCode::kPermissionDenied) << reply.error().message();
+  // Allowed, the request goes out (and finds nothing listening on port 9).
+  auto open = net::EgressPolicy::Make("127.0.0.1", false);
+  r.egress = &*open;
+  reply = Perform(r, TransferLimits{.connect_timeout = std::chrono::milliseconds(2000)}, nullptr, nullptr);
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code(), ErrorCode::kUnavailable) << reply.error().message();
+}
+
 }  // namespace
 }  // namespace modulo::generate::detail

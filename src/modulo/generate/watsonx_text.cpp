@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modulo/core/json.h"
 #include "modulo/generate/http_provider.h"
 
 namespace modulo::generate {
@@ -49,7 +50,7 @@ class Decoder final : public detail::StreamDecoder {
  public:
   Status OnEvent(const detail::SseEvent& e, std::string* delta) override {
     if (e.data.empty()) return {};  // e.g. a closing event without data
-    auto j = json::parse(e.data, nullptr, false);
+    auto j = modulo::ParseJsonOrDiscarded(e.data);
     if (j.is_discarded() || !j.is_object()) {
       return Fail(Error::Unavailable("watsonx sent a malformed stream event: " + e.data.substr(0, 200)));
     }
@@ -142,6 +143,7 @@ Result<std::string> WatsonxTextProvider::Token(const CancelToken* cancel) {
   std::lock_guard lock(token_mu_);  // one exchange at a time; the others then use its token
   if (!token_.empty() && std::chrono::steady_clock::now() < refresh_at_) return token_;
   detail::HttpRequest req;
+  req.egress = config().egress.get();
   req.url = config().iam_url;
   req.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
   req.body = "grant_type=" + UrlEncode("urn:ibm:params:oauth:grant-type:apikey") + "&apikey=" + UrlEncode(config().api_key);
@@ -149,19 +151,18 @@ Result<std::string> WatsonxTextProvider::Token(const CancelToken* cancel) {
   if (!reply) return Fail(std::move(reply.error()).Wrap("IBM Cloud IAM"));
   if (reply->status != 200) {
     std::string message;
-    auto j = json::parse(reply->body, nullptr, false);
+    auto j = modulo::ParseJsonOrDiscarded(reply->body);
     if (!j.is_discarded() && j.is_object()) {
       message = JsonStr(j, "errorMessage");
       if (std::string c = JsonStr(j, "errorCode"); !c.empty()) message += " (" + c + ")";
     }
-    if (message.empty()) message = reply->body.substr(0, 300);
     if (reply->status == 400 || reply->status == 401 || reply->status == 403) {
       return Fail(Error::Unauthenticated("IBM Cloud IAM refused the API key (HTTP " + std::to_string(reply->status) +
                                          "): " + message));
     }
     return Fail(detail::StatusError(reply->status, "IBM Cloud IAM", message));
   }
-  auto j = json::parse(reply->body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(reply->body);
   if (j.is_discarded() || !j.is_object() || JsonStr(j, "access_token").empty()) {
     return Fail(Error::Unavailable("IBM Cloud IAM returned no access_token"));
   }
@@ -215,7 +216,7 @@ Result<detail::HttpRequest> WatsonxTextProvider::BuildRequest(const std::vector<
 }
 
 Result<Generation> WatsonxTextProvider::ParseResponse(const std::string& body) {
-  auto j = json::parse(body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(body);
   if (j.is_discarded() || !j.is_object() || !j.contains("results") || !j["results"].is_array() ||
       j["results"].empty() || !j["results"][0].is_object()) {
     return Fail(Error::Unavailable("watsonx returned a malformed text generation response"));
@@ -233,11 +234,11 @@ Result<Generation> WatsonxTextProvider::ParseResponse(const std::string& body) {
 std::unique_ptr<detail::StreamDecoder> WatsonxTextProvider::NewDecoder() { return std::make_unique<Decoder>(); }
 
 std::string WatsonxTextProvider::ErrorMessage(const std::string& body) const {
-  auto j = json::parse(body, nullptr, false);
+  auto j = modulo::ParseJsonOrDiscarded(body);
   if (!j.is_discarded() && j.is_object()) {
     if (std::string m = WatsonxMessage(j); !m.empty()) return m;
   }
-  return body.substr(0, 300);
+  return {};  // an unstructured body is logged by the caller, never returned
 }
 
 }  // namespace modulo::generate
