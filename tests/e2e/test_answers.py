@@ -192,7 +192,7 @@ def test_a_client_that_disconnects_cancels_the_model_call(llm_server):
     server, cid, _ = llm_server
     body = json.dumps({"question": "orbits? [[drip:gone]]", "collection_id": cid, "stream": True}).encode()
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    s.sendall(b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+    s.sendall(b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
               + str(len(body)).encode() + b"\r\n\r\n" + body)
     got = b""
     while got.count(b"event: token") < 3:

@@ -215,7 +215,7 @@ def test_two_gigabyte_upload_is_refused_before_it_is_read(server):
     from rawhttp import exchange, status_of
 
     c = create_collection(server)
-    head = (f"POST /api/collections/{c['id']}/documents HTTP/1.1\r\nHost: x\r\n"
+    head = (f"POST /api/collections/{c['id']}/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 2147483648\r\n\r\n").encode()
     resp = exchange(server.port, head + b"--B\r\n", read_all=False)
     assert status_of(resp) == 413

@@ -205,7 +205,7 @@ def test_a_client_that_disconnects_mid_stream(served, llama):
     body = json.dumps({"question": LONG_QUESTION, "collection_id": cid, "stream": True,
                        "answer_mode": "generated"}).encode()
     s = socket.create_connection(("127.0.0.1", server.port), timeout=120)
-    s.sendall(b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+    s.sendall(b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
               + str(len(body)).encode() + b"\r\n\r\n" + body)
     got = b""
     while b"event: token" not in got:
