@@ -712,6 +712,7 @@ Result<Access> BuildAccess(const Settings& settings, Backend& b, Engines& engine
   so.search = {2 * settings.rate_limit_search, settings.rate_limit_search};
   so.upload = {std::max(10.0, 2 * settings.rate_limit_upload), settings.rate_limit_upload};
   so.trusted_proxies = SplitList(settings.trusted_proxies);
+  if (auto st = api::CheckTrustedProxies(so.trusted_proxies); !st) return Fail(st.error());
   so.jwt_may_block = settings.jwks.starts_with("http://") || settings.jwks.starts_with("https://");
   a.security = std::make_unique<api::Security>(*b.identity, blocking_pool, a.jwt.get(), *a.limiter, so, registry);
   return a;

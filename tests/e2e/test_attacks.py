@@ -10,6 +10,7 @@ permissions."""
 import http.server
 import io
 import json
+import os
 import pathlib
 import random
 import socket
@@ -356,6 +357,41 @@ def test_local_mode_serves_only_local_hosts_and_pages(server):
     assert raw(server, (upgrade % (server.port, key, f"http://localhost:{server.port}")).encode()).startswith(
         b"HTTP/1.1 101")
     alive(server)
+
+
+# --- 14, 15. Sign-in: lockouts per client behind CIDR-trusted proxies ---------------------------
+
+def test_lockout_is_per_client_behind_a_cidr_trusted_proxy(start_server, tmp_path):
+    server = authenticated(start_server, tmp_path, MODULO_TRUSTED_PROXIES="127.0.0.0/8")
+    bad = {"Authorization": f"Bearer mdk_{'a' * 12}_{'b' * 43}"}
+    codes = [requests.get(server.url + "/api/collections", timeout=10,
+                          headers={**bad, "X-Forwarded-For": "203.0.113.9"}).status_code for _ in range(15)]
+    assert codes[0] == 401 and codes[-1] == 429
+    # Another client behind the same proxy is not the guesser.
+    r = requests.get(server.url + "/api/collections", timeout=10, headers={**bad, "X-Forwarded-For": "198.51.100.7"})
+    assert r.status_code == 401, r.text
+    # The guesser's own right key still works.
+    assert server.admin.get("/api/collections", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+
+
+def test_a_bad_trusted_proxy_list_stops_start_up(tmp_path):
+    import subprocess
+    from conftest import modulo_bin
+    r = subprocess.run([modulo_bin(), "serve", "--port", "0", "--data-dir", str(tmp_path / "d")],
+                       env={**os.environ, "MODULO_AUTH": "required", "MODULO_TRUSTED_PROXIES": "proxy.internal"},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "MODULO_TRUSTED_PROXIES" in r.stderr, r.stderr
+
+
+def test_a_jwks_without_issuer_and_audience_stops_start_up(tmp_path):
+    import subprocess
+    from conftest import modulo_bin
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    r = subprocess.run([modulo_bin(), "serve", "--port", "0", "--data-dir", str(tmp_path / "d")],
+                       env={**os.environ, "MODULO_AUTH": "required", "MODULO_JWKS": str(jwks)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "MODULO_JWT_AUDIENCE" in r.stderr, r.stderr
 
 
 # --- 20. Files of the data directory ---------------------------------------------------------

@@ -41,6 +41,7 @@
 #include "modulo/http/message.h"
 #include "modulo/http/router.h"
 #include "modulo/metrics/registry.h"
+#include "modulo/net/egress.h"
 #include "modulo/store/identity_store.h"
 #include "modulo/store/scoped_metadata_store.h"
 
@@ -53,7 +54,7 @@ struct SecurityOptions {
   auth::BucketSpec search{40, 20};    // per principal: burst, per second (0 rate = unlimited)
   auth::BucketSpec upload{20, 2};
   auth::BucketSpec failures{10, 0.2};  // failed authentications per client address
-  std::vector<std::string> trusted_proxies;  // addresses whose X-Forwarded-For is believed
+  std::vector<std::string> trusted_proxies;  // addresses or CIDRs whose X-Forwarded-For is believed
   // JWT verification may fetch a JWKS over the network (a URL source): then it runs on the
   // blocking pool; otherwise (HS256, a JWKS file) inline, which saves a thread hop per request.
   bool jwt_may_block = false;
@@ -75,6 +76,9 @@ inline constexpr const char* kLocalUserId = "local";
 // optionally followed by "|search" or "|upload" (a rate budget). An unknown policy would mean "any
 // authenticated user" at request time; checked at start-up, it stops the server instead.
 [[nodiscard]] Status CheckRoutePolicies(const http::Router& router);
+
+// InvalidArgument naming the first entry of MODULO_TRUSTED_PROXIES that is neither an address nor a CIDR.
+[[nodiscard]] Status CheckTrustedProxies(const std::vector<std::string>& proxies);
 
 // With authentication off, why `req` is refused: a Host other than 127.0.0.1, localhost or [::1]
 // (DNS rebinding), or an Origin of another site on a state-changing request or a WebSocket
@@ -125,6 +129,7 @@ class Security {
   const auth::JwtVerifier* jwt_;
   auth::RateLimiter& limiter_;
   SecurityOptions options_;
+  std::vector<net::IpRange> trusted_ranges_;  // options_.trusted_proxies, parsed
   metrics::CounterFamily* failures_;
   metrics::CounterFamily* rate_limited_;
   metrics::CounterFamily* quota_rejections_;

@@ -68,5 +68,11 @@ TEST(LocalModeTest, OnlyLoopbackHostsAndLocalPages) {
   EXPECT_TRUE(LocalModeRefusal(req));
 }
 
+TEST(TrustedProxiesTest, AddressesAndCidrs) {
+  EXPECT_TRUE(CheckTrustedProxies({"10.0.0.0/8", "127.0.0.1", "::ffff:192.168.1.1", "fd00::/8"}));
+  EXPECT_FALSE(CheckTrustedProxies({"10.0.0.0/33"}));
+  EXPECT_FALSE(CheckTrustedProxies({"proxy.internal"}));
+}
+
 }  // namespace
 }  // namespace modulo::api

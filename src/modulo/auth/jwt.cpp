@@ -628,6 +628,8 @@ std::expected<Claims, JwtFailure> JwtVerifier::State::Verify(std::string_view to
     return true;
   };
   if (!string_claim("sub", c.subject)) return Reject(JwtReason::kMalformed, "sub is not a string");
+  // Every token without a subject would be one and the same user.
+  if (c.subject.empty()) return Reject(JwtReason::kMalformed, "sub is required");
   if (!string_claim("iss", c.issuer)) return Reject(JwtReason::kMalformed, "iss is not a string");
   if (auto it = payload.find("email"); it != payload.end() && it->is_string()) c.email = it->get<std::string>();
   if (auto it = payload.find("name"); it != payload.end() && it->is_string()) c.name = it->get<std::string>();
@@ -675,6 +677,14 @@ std::expected<Claims, JwtFailure> JwtVerifier::State::Verify(std::string_view to
 // ---- JwtVerifier --------------------------------------------------------------------------------
 
 Result<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(JwtVerifierOptions options) {
+  // An identity provider's keys sign the tokens of every application it serves (and, for a
+  // multi-tenant provider, of every tenant): without an issuer and an audience to check, a token
+  // minted for someone else's application would sign in here.
+  if (!options.jwks_source.empty() && (options.issuer.empty() || options.audience.empty())) {
+    return Fail(Error::InvalidArgument(
+        "a JWKS (MODULO_JWKS) needs MODULO_JWT_ISSUER and MODULO_JWT_AUDIENCE: the provider's keys also sign tokens "
+        "for other applications"));
+  }
   if (options.hs256_secret && options.hs256_secret->size() < 32) {
     return Fail(Error::InvalidArgument("the HS256 secret must be at least 32 bytes"));
   }

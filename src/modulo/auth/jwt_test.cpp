@@ -193,9 +193,20 @@ TEST_F(JwtTest, CreateRejectsUnusableOptions) {
   JwtVerifierOptions short_secret;
   short_secret.hs256_secret = "too-short";
   EXPECT_EQ(JwtVerifier::Create(short_secret).error().code(), ErrorCode::kInvalidArgument);
-  JwtVerifierOptions ftp;
+  JwtVerifierOptions ftp = Options();
   ftp.jwks_source = "ftp://example.com/jwks";
   EXPECT_EQ(JwtVerifier::Create(ftp).error().code(), ErrorCode::kInvalidArgument);
+  // A JWKS without the issuer or the audience to check would accept other applications' tokens.
+  for (auto drop : {&JwtVerifierOptions::issuer, &JwtVerifierOptions::audience}) {
+    JwtVerifierOptions open = Options();
+    open.*drop = "";
+    auto v = JwtVerifier::Create(open);
+    ASSERT_FALSE(v);
+    EXPECT_NE(v.error().message().find("MODULO_JWT_AUDIENCE"), std::string::npos) << v.error().message();
+  }
+  JwtVerifierOptions hs_only;  // a shared secret is this application's own: no issuer needed
+  hs_only.hs256_secret = kSecret;
+  EXPECT_TRUE(JwtVerifier::Create(hs_only));
   JwtVerifierOptions neg = Options();
   neg.leeway = seconds(-1);
   EXPECT_FALSE(JwtVerifier::Create(neg).has_value());
@@ -273,15 +284,17 @@ TEST_F(JwtTest, JwkAlgMatchingTokenIsAccepted) {
   EXPECT_TRUE(v->Verify(Sign({{"alg", "ES256"}, {"kid", "ec1"}}, BaseClaims(), K().ec1)).has_value());
 }
 
-TEST_F(JwtTest, IssuerAndAudienceAreOptional) {
+TEST_F(JwtTest, IssuerAndAudienceAreOptionalWithOnlyASharedSecret) {
+  // The HS256 secret is this application's own; a JWKS is not (see CreateRejectsUnusableOptions).
   auto o = Options();
+  o.jwks_source.clear();
   o.issuer.clear();
   o.audience.clear();
   auto v = Make(o);
-  json claims = {{"exp", kNow + 60}};
+  json claims = {{"sub", "u"}, {"exp", kNow + 60}};
   auto c = v->Verify(Hs(claims));
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_TRUE(c->subject.empty());
+  EXPECT_EQ(c->subject, "u");
   EXPECT_TRUE(c->audience.empty());
 }
 
@@ -618,7 +631,7 @@ TEST_F(JwtTest, StaleKeysAreRefreshedPeriodically) {
   EXPECT_EQ(v->jwks_fetch_count(), 4u);
   // HS256 never touches the JWKS.
   clock_.Advance(1000);
-  EXPECT_TRUE(v->Verify(Hs(json{{"exp", kNow + 100000}, {"iss", "https://issuer.example"}, {"aud", "modulo"}})).has_value());
+  EXPECT_TRUE(v->Verify(Hs(json{{"sub", "u"}, {"exp", kNow + 100000}, {"iss", "https://issuer.example"}, {"aud", "modulo"}})).has_value());
   EXPECT_EQ(v->jwks_fetch_count(), 4u);
 }
 
@@ -879,6 +892,15 @@ TEST_F(JwtTest, JwksUrlTimeoutAndLimits) {
   auto v3 = Make(o);
   ASSERT_TRUE(v3->last_jwks_error().has_value());
   EXPECT_EQ(v3->last_jwks_error()->code(), ErrorCode::kUnavailable);
+}
+
+TEST_F(JwtTest, ATokenWithoutASubjectIsRefused) {
+  auto v = Make();
+  json c = BaseClaims();
+  c.erase("sub");
+  EXPECT_EQ(Reason(*v, Hs(c)), JwtReason::kMalformed);  // all such tokens would be one user
+  c["sub"] = "";
+  EXPECT_EQ(Reason(*v, Hs(c)), JwtReason::kMalformed);
 }
 
 }  // namespace

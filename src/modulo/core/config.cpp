@@ -341,11 +341,11 @@ std::vector<SettingSpec> BuildSpecs() {
                             &Settings::jwt_secret, {}, true, true));
   v.push_back(StringSetting("MODULO_JWKS", "jwks",
                             "JWKS of the identity provider for RS256/ES256 JWTs: a file path or an http(s) URL "
-                            "(cached, refreshed every 5 minutes and on an unknown key id).",
+                            "(cached, refreshed every 5 minutes and on an unknown key id); needs MODULO_JWT_ISSUER and MODULO_JWT_AUDIENCE.",
                             &Settings::jwks, {}, false, true));
-  v.push_back(StringSetting("MODULO_JWT_ISSUER", "jwt-issuer", "Required JWT issuer (iss), when set.",
+  v.push_back(StringSetting("MODULO_JWT_ISSUER", "jwt-issuer", "Required JWT issuer (iss), when set; required with MODULO_JWKS.",
                             &Settings::jwt_issuer, {}, false, true));
-  v.push_back(StringSetting("MODULO_JWT_AUDIENCE", "jwt-audience", "Required JWT audience (aud), when set.",
+  v.push_back(StringSetting("MODULO_JWT_AUDIENCE", "jwt-audience", "Required JWT audience (aud), when set; required with MODULO_JWKS.",
                             &Settings::jwt_audience, {}, false, true));
   v.push_back(BoolSetting("MODULO_JWT_AUTO_PROVISION", "jwt-auto-provision",
                           "Create the user of a valid JWT whose subject is not known yet.", &Settings::jwt_auto_provision));
@@ -356,7 +356,7 @@ std::vector<SettingSpec> BuildSpecs() {
                             "Upload requests per second per principal (bursts of twice that, at least 10); 0 = unlimited.",
                             &Settings::rate_limit_upload, 0, 1e6));
   v.push_back(StringSetting("MODULO_TRUSTED_PROXIES", "trusted-proxies",
-                            "Comma-separated proxy addresses whose X-Forwarded-For names the client.",
+                            "Comma-separated proxy addresses or CIDRs (10.0.0.0/8) whose X-Forwarded-For names the client.",
                             &Settings::trusted_proxies, {}, false, true));
   v.push_back(IntSetting("MODULO_QUOTA_COLLECTIONS", "quota-collections", "Collections a user may own (admins: no limit).",
                          &Settings::quota_collections, 0, 1000000));
