@@ -394,6 +394,25 @@ def test_a_jwks_without_issuer_and_audience_stops_start_up(tmp_path):
     assert r.returncode != 0 and "MODULO_JWT_AUDIENCE" in r.stderr, r.stderr
 
 
+# --- 16. Health endpoints for everyone --------------------------------------------------------
+
+def test_public_probes_share_one_check_a_second_and_name_no_hosts(start_server, tmp_path):
+    server = authenticated(start_server, tmp_path)
+    # Unauthenticated: readiness only, and only component names.
+    assert requests.get(server.url + "/api/health", timeout=10).status_code == 401
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda _: requests.get(server.url + "/ready", timeout=10).status_code, range(200)))
+    assert codes.count(200) == 200
+    # A user sees statuses; only an admin sees the messages (paths, host names).
+    alice = server.new_user("alice")
+    body = alice.get("/api/health").json()
+    assert all("message" not in c for c in body["components"].values()), body
+    admin = server.admin.get("/api/health").json()
+    assert any("message" in c for c in admin["components"].values()), admin
+    alive(server)
+
+
 # --- 20. Files of the data directory ---------------------------------------------------------
 
 def test_the_data_directory_is_private(start_server, tmp_path):

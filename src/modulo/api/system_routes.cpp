@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 
+#include "modulo/api/security.h"
 #include "modulo/http/async_queue.h"
 #include "modulo/http/json_body.h"
 #include "modulo/http/streams.h"
@@ -29,9 +30,17 @@ nlohmann::json JsonResponseDoc(const std::string& description) {
   return {{"description", description}, {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
 }
 
-// Runs every health check on the blocking pool.
-asio::awaitable<std::vector<HealthRegistry::Report>> CheckHealth(AppContext& app) {
-  co_return co_await RunOn(app.blocking_pool, [&app] { return app.health.CheckAll(); });
+// Runs every health check on the blocking pool: fresh for an admin, else at most once a second
+// for everyone together (the public probes).
+asio::awaitable<std::vector<HealthRegistry::Report>> CheckHealth(AppContext& app, bool fresh = false) {
+  co_return co_await RunOn(app.blocking_pool, [&app, fresh] {
+    return fresh ? app.health.CheckAll() : app.health.CachedCheckAll(std::chrono::seconds(1));
+  });
+}
+
+bool IsAdmin(const Request& req) {
+  const auth::Principal* p = Security::PrincipalOf(req);
+  return p != nullptr && p->is_admin();
 }
 
 struct Topic {
@@ -82,9 +91,10 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
       if (app.draining()) {
         co_return Response::Json({{"status", "draining"}}, status::service_unavailable);
       }
-      nlohmann::json failing = nlohmann::json::object();
+      // Names only: the messages (host names, paths) are for admins, on /api/health.
+      nlohmann::json failing = nlohmann::json::array();
       for (const auto& rep : co_await CheckHealth(app)) {
-        if (rep.required && !rep.health.healthy) failing[rep.name] = rep.health.message;
+        if (rep.required && !rep.health.healthy) failing.push_back(rep.name);
       }
       if (!failing.empty()) {
         co_return Response::Json({{"status", "not_ready"}, {"failing", failing}}, status::service_unavailable);
@@ -96,18 +106,19 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
   {
     Route r;
     r.path = "/api/health";
-    r.policy = "public";
-    r.doc = {.summary = "Health of every component (503 when any is unhealthy)",
+    r.policy = "user";
+    r.doc = {.summary = "Health of every component (503 when any is unhealthy); messages for admins only",
              .tag = "system",
              .request_body = nullptr,
              .responses = {{"200", JsonResponseDoc("All components healthy")},
                            {"503", JsonResponseDoc("One or more components are unhealthy")}}};
-    r.handler = [&app](Request&) -> asio::awaitable<Response> {
+    r.handler = [&app](Request& req) -> asio::awaitable<Response> {
+      const bool admin = IsAdmin(req);
       nlohmann::json components = nlohmann::json::object();
       bool healthy = true;
-      for (const auto& rep : co_await CheckHealth(app)) {
-        components[rep.name] = {{"status", rep.health.healthy ? "healthy" : "unhealthy"},
-                                {"message", rep.health.message}};
+      for (const auto& rep : co_await CheckHealth(app, admin)) {
+        components[rep.name] = {{"status", rep.health.healthy ? "healthy" : "unhealthy"}};
+        if (admin) components[rep.name]["message"] = rep.health.message;
         healthy = healthy && rep.health.healthy;
       }
       co_return Response::Json({{"status", healthy ? "healthy" : "unhealthy"}, {"components", components}},

@@ -30,6 +30,16 @@ std::vector<HealthRegistry::Report> HealthRegistry::CheckAll() const {
   return out;
 }
 
+std::vector<HealthRegistry::Report> HealthRegistry::CachedCheckAll(std::chrono::milliseconds max_age) const {
+  std::lock_guard lock(cache_->mu);  // single flight: the next caller waits and reuses
+  const auto now = std::chrono::steady_clock::now();
+  if (cache_->at.time_since_epoch().count() == 0 || now - cache_->at > max_age) {
+    cache_->reports = CheckAll();
+    cache_->at = std::chrono::steady_clock::now();
+  }
+  return cache_->reports;
+}
+
 HealthRegistry::Check DirectoryWritableCheck(std::string dir) {
   return [dir = std::move(dir)]() -> ComponentHealth {
     const std::string probe = dir + "/.health-" + NewRequestId();

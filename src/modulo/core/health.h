@@ -7,7 +7,10 @@
 // Thread-safety: register everything at start-up; CheckAll() is then thread-safe.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,10 @@ class HealthRegistry {
     ComponentHealth health;
   };
   [[nodiscard]] std::vector<Report> CheckAll() const;
+  // CheckAll() at most once per `max_age`: callers within it share the last results, and callers
+  // while a check runs wait for it (unauthenticated probes cannot make every request a database,
+  // S3 and file-system round trip).
+  [[nodiscard]] std::vector<Report> CachedCheckAll(std::chrono::milliseconds max_age) const;
 
  private:
   struct Entry {
@@ -38,6 +45,12 @@ class HealthRegistry {
     bool required;
   };
   std::vector<Entry> entries_;
+  struct Cache {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point at{};
+    std::vector<Report> reports;
+  };
+  std::unique_ptr<Cache> cache_ = std::make_unique<Cache>();
 };
 
 // A check that the directory exists and a file can be created, written and removed in it.
