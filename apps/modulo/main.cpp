@@ -864,8 +864,15 @@ int Serve(const Settings& settings) {
                       [&server] { return server == nullptr || server->draining(); }};
   router.SetGuard(access->security->MakeGuard());
   app.topic_access = [&b](const http::Request& req, const std::string& topic) -> Status {
+    // Asked again while a stream delivers: a user disabled since it opened loses it.
+    const auth::Principal* p = api::Security::PrincipalOf(req);
+    if (p != nullptr) {
+      auto user = b.identity->GetUser(p->user_id);
+      if (!user && user.error().code() != ErrorCode::kNotFound) return Fail(user.error());
+      if (!user || user->disabled) return Fail(Error::PermissionDenied("this user is disabled or deleted"));
+    }
     // task:<id> follows the task's collection; collection:<id> needs read access to it.
-    if (const auth::Principal* p = api::Security::PrincipalOf(req); p != nullptr && p->is_admin()) return {};
+    if (p != nullptr && p->is_admin()) return {};
     std::string collection_id;
     if (topic.starts_with("collection:")) {
       collection_id = topic.substr(11);
@@ -912,6 +919,10 @@ int Serve(const Settings& settings) {
   api::ConversationServices conversation_services{answer_routes, *b.conversations, conversation_service};
   api::AddConversationRoutes(router, app, conversation_services);
   app.ws_chat = api::MakeWsChat(conversation_services, app);
+  app.take_budget = [security = access->security.get()](const http::Request& req, std::string_view budget) {
+    return security->TakeBudget(req, budget);
+  };
+  app.streams = std::make_shared<api::StreamSlots>(settings.max_streams_per_user);
   api::TenancyServices tenancy{*b.identity, *b.metadata, *access->security, quotas,
                                [sync = retrieval->sync](const store::Collection& c) { sync->DropCollection(c); }};
   api::AddTenancyRoutes(router, app, tenancy);

@@ -215,6 +215,126 @@ def test_control_characters_in_a_provider_key_are_refused(server, key):
     alive(server)
 
 
+# --- 9. /ws: chat messages spend the search budget; streams per user are capped -----------------
+
+def ws_connect(server, key):
+    import websocket
+    ws = websocket.create_connection(server.url.replace("http", "ws") + "/ws", timeout=10,
+                                     header=[f"Authorization: Bearer {key}"])
+    return ws, json.loads(ws.recv())
+
+
+def test_ws_chat_messages_are_rate_limited_like_searches(start_server, tmp_path):
+    server = authenticated(start_server, tmp_path, MODULO_RATE_LIMIT_SEARCH="1")
+    alice = server.new_user("alice")
+    cid = loaded(alice)
+    wait_done(alice, cid)
+    ws, hello = ws_connect(server, alice.http.headers["Authorization"].split()[1])
+    try:
+        assert hello["type"] == "connection_established"
+        limited = 0
+        for i in range(6):  # one after the other, as fast as answers come
+            ws.send(json.dumps({"type": "chat_message", "request_id": f"r{i}",
+                                "data": {"content": "Which river?", "collection_id": cid}}))
+            while True:
+                m = json.loads(ws.recv())
+                if m.get("request_id") != f"r{i}":
+                    continue
+                if m["type"] == "error":
+                    assert m.get("code") == "rate_limited", m
+                    limited += 1
+                    break
+                if m["type"] == "ai_response":
+                    break
+        assert limited >= 3, limited  # a burst of 2 at 1 per second
+    finally:
+        ws.close()
+    alive(server)
+
+
+def test_open_streams_per_user_are_capped(start_server, tmp_path):
+    server = authenticated(start_server, tmp_path, MODULO_MAX_STREAMS_PER_USER="2")
+    alice = server.new_user("alice")
+    key = alice.http.headers["Authorization"].split()[1]
+    first, hello1 = ws_connect(server, key)
+    second, hello2 = ws_connect(server, key)
+    assert hello1["type"] == hello2["type"] == "connection_established"
+    third, refused = ws_connect(server, key)
+    assert refused["type"] == "error" and refused["code"] == "rate_limited", refused
+    mine = alice.post("/api/collections", json={"name": "mine"}).json()["id"]
+    r = alice.get("/api/events", params={"topic": f"collection:{mine}"}, stream=True, timeout=10)
+    assert r.status_code == 429, r.text
+    # Another user is not affected, and a closed stream frees its slot.
+    bob = server.new_user("bob")
+    ws_b, hello_b = ws_connect(server, bob.http.headers["Authorization"].split()[1])
+    assert hello_b["type"] == "connection_established"
+    first.close()
+    import time
+    deadline = time.monotonic() + 10
+    while True:
+        again, hello3 = ws_connect(server, key)
+        if hello3["type"] == "connection_established" or time.monotonic() > deadline:
+            break
+        again.close()
+        time.sleep(0.1)
+    assert hello3["type"] == "connection_established", hello3
+    for w in (second, third, ws_b, again):
+        w.close()
+    alive(server)
+
+
+# --- 19. Streams end when access goes ---------------------------------------------------------
+
+def test_a_revoked_share_or_a_disabled_user_ends_the_event_stream(start_server, tmp_path):
+    import time
+    server = authenticated(start_server, tmp_path)
+    alice, bob = server.new_user("alice"), server.new_user("bob")
+    cid = loaded(alice)
+    wait_done(alice, cid)
+    assert alice.post(f"/api/collections/{cid}/users", json={"user_id": bob.id, "level": "read"}).status_code in (200, 201)
+
+    def follow(client):
+        r = client.get("/api/events", params={"topic": f"collection:{cid}"}, stream=True, timeout=30)
+        assert r.status_code == 200, r.text
+        return r
+
+    def upload_note(name):
+        r = alice.post(f"/api/collections/{cid}/documents",
+                       files=[("files", (name, f"A note about the Ettle: {name}.".encode(), "text/markdown"))])
+        assert r.status_code == 202, r.text
+
+    def events_until_end(stream, limit_s=20):
+        got = []
+        deadline = time.monotonic() + limit_s
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("event:"):
+                got.append(line.split(":", 1)[1].strip())
+                if got[-1] == "error":
+                    break
+            if time.monotonic() > deadline:
+                break
+        return got
+
+    stream = follow(bob)
+    upload_note("one.md")
+    time.sleep(1.5)  # past the once-a-second re-check of the first delivery
+    assert alice.delete(f"/api/collections/{cid}/users/{bob.id}").status_code == 204
+    upload_note("two.md")
+    got = events_until_end(stream)
+    assert got and got[-1] == "error", got
+
+    # A disabled user's stream ends too.
+    assert alice.post(f"/api/collections/{cid}/users", json={"user_id": bob.id, "level": "read"}).status_code in (200, 201)
+    stream = follow(bob)
+    upload_note("three.md")
+    time.sleep(1.5)
+    assert server.admin.put(f"/api/users/{bob.id}", json={"disabled": True}).status_code == 200
+    upload_note("four.md")
+    got = events_until_end(stream)
+    assert got and got[-1] == "error", got
+    alive(server)
+
+
 # --- 10. A sealed key follows its provider to a new host ------------------------------------
 
 def test_moving_a_provider_needs_its_key_again(server):

@@ -7,7 +7,9 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,6 +29,34 @@ class WebSocket;
 
 namespace modulo::api {
 
+// Counts each user's open long-lived streams against a cap.
+// Thread-safety: Acquire() from any thread; a slot is released when its last copy goes.
+class StreamSlots {
+ public:
+  explicit StreamSlots(int per_user) : per_user_(per_user) {}
+  // A held slot, or nullptr when `user` already holds per_user of them.
+  [[nodiscard]] std::shared_ptr<void> Acquire(const std::string& user) {
+    std::lock_guard lock(state_->mu);
+    int& held = state_->held[user];
+    if (held >= per_user_) return nullptr;
+    ++held;
+    // Points at the state (never null, so a held slot tests true); the deleter only counts.
+    return std::shared_ptr<void>(state_.get(), [state = state_, user](void*) {
+      std::lock_guard lock(state->mu);
+      if (--state->held[user] <= 0) state->held.erase(user);
+    });
+  }
+  [[nodiscard]] int per_user() const noexcept { return per_user_; }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::map<std::string, int> held;
+  };
+  int per_user_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
 struct AppContext {
   const Settings& settings;
   metrics::Registry& metrics;
@@ -43,6 +73,11 @@ struct AppContext {
   std::function<boost::asio::awaitable<void>(http::WebSocket&, const http::Request&, nlohmann::json message,
                                              std::shared_ptr<generate::CancelToken> cancel)>
       ws_chat;
+  // Takes one unit of the principal's rate budget ("search"): chat messages over /ws count like
+  // searches. Unset: no budgets.
+  std::function<Status(const http::Request&, std::string_view budget)> take_budget;
+  // Long-lived streams (/ws connections, /api/events streams) per user; unset: unlimited.
+  std::shared_ptr<StreamSlots> streams;
 };
 
 }  // namespace modulo::api

@@ -454,6 +454,19 @@ asio::awaitable<std::optional<http::Response>> Security::Check(const http::Route
   co_return std::nullopt;
 }
 
+Status Security::TakeBudget(const http::Request& req, std::string_view budget) {
+  const auth::Principal* p = PrincipalOf(req);
+  if (!options_.required || p == nullptr) return {};
+  const auth::BucketSpec& spec = budget == "upload" ? options_.upload : options_.search;
+  if (spec.refill_per_second <= 0) return {};
+  const auto d = limiter_.Take(std::string(budget) + ":" + p->user_id, spec);
+  if (d.allowed) return {};
+  rate_limited_->With({std::string(budget)}).Inc();
+  return Fail(Error::RateLimited("rate limit for " + std::string(budget) + " reached; retry in " +
+                                 std::to_string(static_cast<int>(std::ceil(RetryAfter(d.retry_after_seconds)))) + " s")
+                  .WithDetails(json{{"retry_after", RetryAfter(d.retry_after_seconds)}, {"budget", budget}}.dump()));
+}
+
 http::Guard Security::MakeGuard() {
   return [this](const http::Route& route, http::Request& req) { return Check(route, req); };
 }

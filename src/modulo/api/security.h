@@ -98,6 +98,11 @@ class Security {
   // The client's address (X-Forwarded-For honoured only from a trusted proxy).
   [[nodiscard]] std::string ClientAddress(const http::Request& req) const;
 
+  // Takes one unit of the request principal's `budget` ("search" or "upload"), as a route's
+  // "|search" policy does; RateLimited with retry_after when it is spent. For work a route starts
+  // later than its guard (a /ws chat message). Without authentication there are no budgets.
+  [[nodiscard]] Status TakeBudget(const http::Request& req, std::string_view budget);
+
   // Forgets cached principals of a user (after a key revocation, a role change, a deletion).
   void Forget(const std::string& user_id);
 

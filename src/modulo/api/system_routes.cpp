@@ -38,6 +38,42 @@ asio::awaitable<std::vector<HealthRegistry::Report>> CheckHealth(AppContext& app
   });
 }
 
+// Access to a topic, asked again while a stream delivers it (at most once a second per topic):
+// a share revoked or a user disabled since the stream opened ends it. Only a refusal ends it; a
+// store that cannot answer right now does not.
+class AccessRecheck {
+ public:
+  AccessRecheck(AppContext& app, const Request& req) : app_(app), req_(req) {}
+  // False when access to `topic` is gone.
+  asio::awaitable<bool> StillAllowed(const std::string& topic) {
+    if (!app_.topic_access) co_return true;
+    auto& last = checked_[topic];
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(1)) co_return true;
+    last = now;
+    auto st = co_await RunOn(app_.blocking_pool, [&] { return app_.topic_access(req_, topic); });
+    co_return st || (st.error().code() != ErrorCode::kNotFound && st.error().code() != ErrorCode::kPermissionDenied);
+  }
+
+ private:
+  AppContext& app_;
+  const Request& req_;
+  std::map<std::string, std::chrono::steady_clock::time_point> checked_;
+};
+
+// A slot for one more long-lived stream of the request's user, or the error that refuses it.
+Result<std::shared_ptr<void>> StreamSlot(AppContext& app, const Request& req) {
+  if (!app.streams) return std::shared_ptr<void>();
+  const auth::Principal* p = Security::PrincipalOf(req);
+  auto slot = app.streams->Acquire(p != nullptr ? p->user_id : std::string());
+  if (!slot) {
+    return Fail(Error::RateLimited("at most " + std::to_string(app.streams->per_user()) +
+                                   " open event streams and WebSocket connections per user; close one first")
+                    .WithDetails(nlohmann::json{{"retry_after", 5}}.dump()));
+  }
+  return slot;
+}
+
 bool IsAdmin(const Request& req) {
   const auth::Principal* p = Security::PrincipalOf(req);
   return p != nullptr && p->is_admin();
@@ -174,7 +210,12 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
         });
         if (!allowed) co_return Response::FromError(allowed.error());
       }
-      co_return Response::EventStream([&app, topics](http::SseWriter& w) -> asio::awaitable<void> {
+      auto slot = StreamSlot(app, req);
+      if (!slot) co_return Response::FromError(slot.error());
+      // The stream outlives this handler: it keeps its own copy of the request (the principal).
+      auto held = std::make_shared<const Request>(req);
+      co_return Response::EventStream([&app, held, topics, lease = *slot](http::SseWriter& w) -> asio::awaitable<void> {
+        AccessRecheck access(app, *held);
         using Event = std::pair<std::string, std::string>;
         auto queue = std::make_shared<http::AsyncQueue<Event>>(w.executor(), 1024);
         std::vector<Subscription> subs;
@@ -188,8 +229,22 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
         while (!w.closed()) {
           auto ev = co_await queue->Pop(std::chrono::seconds(15));
           if (!ev) {
-            if (queue->closed() || !co_await w.Comment("keep-alive")) break;
+            if (queue->closed()) break;
+            bool allowed = true;  // an idle stream is asked again too
+            for (const auto& t : topics) allowed = allowed && co_await access.StillAllowed(t);
+            if (!allowed) {
+              const std::string body = nlohmann::json{{"message", "access to these topics was withdrawn"}}.dump();
+              (void)co_await w.Send("error", body);
+              break;
+            }
+            if (!co_await w.Comment("keep-alive")) break;
             continue;
+          }
+          if (!co_await access.StillAllowed(ev->first)) {
+            // (Built before the co_await: GCC 12 cannot keep an initializer list across one.)
+            const std::string body = nlohmann::json{{"message", "access to " + ev->first + " was withdrawn"}}.dump();
+            (void)co_await w.Send("error", body);
+            break;
           }
           if (!co_await w.Send(ev->first.substr(0, ev->first.find(':')), ev->second)) break;
         }
@@ -207,11 +262,42 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
              .responses = {{"101", {{"description", "Switching to the WebSocket protocol"}}},
                            {"426", JsonResponseDoc("Not a WebSocket upgrade request")}}};
     r.websocket = [&app](http::WebSocket& ws, Request& req) -> asio::awaitable<void> {
+      auto slot = StreamSlot(app, req);
+      if (!slot) {
+        ws.Send(nlohmann::json{{"type", "error"}, {"code", "rate_limited"}, {"message", slot.error().message()}}.dump());
+        co_return;
+      }
       ws.Send(nlohmann::json{{"type", "connection_established"},
                              {"connection_id", req.request_id},
                              {"message", "WebSocket connection established successfully"}}
                   .dump());
+      // Events reach the socket through one queue and one sender, which asks again whether the
+      // user may still follow each topic before passing its events on.
+      using Event = std::pair<std::string, std::string>;
+      auto events = std::make_shared<http::AsyncQueue<Event>>(ws.executor(), 1024);
+      auto sender_done = std::make_shared<std::atomic<bool>>(false);
       std::map<std::string, Subscription> subs;
+      asio::co_spawn(
+          ws.executor(),
+          [&app, &ws, &req, events, sender_done]() -> asio::awaitable<void> {
+            AccessRecheck access(app, req);
+            while (true) {
+              auto ev = co_await events->Pop(std::chrono::seconds(3600));
+              if (!ev) {
+                if (events->closed()) break;
+                continue;
+              }
+              if (!co_await access.StillAllowed(ev->first)) {
+                ws.Send(nlohmann::json{{"type", "error"}, {"topic", ev->first},
+                                       {"message", "access to " + ev->first + " was withdrawn"}}.dump());
+                ws.Close();
+                break;
+              }
+              ws.Send(R"({"type":"event","topic":)" + nlohmann::json(ev->first).dump() + R"(,"data":)" + ev->second + "}");
+            }
+            sender_done->store(true);
+          },
+          asio::detached);
       struct Chats {
         std::atomic<int> running{0};
         std::vector<std::shared_ptr<generate::CancelToken>> cancels;  // the reading loop's only
@@ -246,8 +332,8 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
               ws.Send(nlohmann::json{{"type", "error"}, {"message", "at most 64 subscriptions per connection"}}.dump());
               continue;
             }
-            subs[topic->name] = app.events.Subscribe(topic->name, [&ws](const std::string& t, const std::string& json) {
-              ws.Send(R"({"type":"event","topic":)" + nlohmann::json(t).dump() + R"(,"data":)" + json + "}");
+            subs[topic->name] = app.events.Subscribe(topic->name, [events](const std::string& t, const std::string& json) {
+              events->Push({t, json});
             });
           } else {
             subs.erase(topic->name);
@@ -263,6 +349,15 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
                                    {"message", "at most 4 chat messages at once per connection"}}
                         .dump());
             continue;
+          }
+          // A chat message is a search (and an answer): it spends the same budget.
+          if (app.take_budget) {
+            if (auto st = app.take_budget(req, "search"); !st) {
+              ws.Send(nlohmann::json{{"type", "error"}, {"request_id", msg->value("request_id", nlohmann::json())},
+                                     {"code", ErrorCodeName(st.error().code())}, {"message", st.error().message()}}
+                          .dump());
+              continue;
+            }
           }
           auto cancel = std::make_shared<generate::CancelToken>();
           chats->cancels.push_back(cancel);
@@ -286,7 +381,14 @@ void AddSystemRoutes(http::Router& router, AppContext& app) {
         timer.expires_after(std::chrono::milliseconds(20));
         co_await timer.async_wait(asio::use_awaitable);
       }
-      // Subscriptions end here, before the WebSocket they capture goes away.
+      // Subscriptions end (no more pushes), then the sender drains and stops before the socket
+      // it writes to goes away.
+      subs.clear();
+      events->Close();
+      while (!sender_done->load()) {
+        timer.expires_after(std::chrono::milliseconds(5));
+        co_await timer.async_wait(asio::use_awaitable);
+      }
     };
     router.Add(std::move(r));
   }

@@ -355,6 +355,9 @@ std::vector<SettingSpec> BuildSpecs() {
   v.push_back(DoubleSetting("MODULO_RATE_LIMIT_UPLOAD", "rate-limit-upload",
                             "Upload requests per second per principal (bursts of twice that, at least 10); 0 = unlimited.",
                             &Settings::rate_limit_upload, 0, 1e6));
+  v.push_back(IntSetting("MODULO_MAX_STREAMS_PER_USER", "max-streams-per-user",
+                         "Open WebSocket (/ws) connections and event streams (/api/events) one user may hold at once.",
+                         &Settings::max_streams_per_user, 1, 100000));
   v.push_back(StringSetting("MODULO_TRUSTED_PROXIES", "trusted-proxies",
                             "Comma-separated proxy addresses or CIDRs (10.0.0.0/8) whose X-Forwarded-For names the client.",
                             &Settings::trusted_proxies, {}, false, true));

@@ -89,6 +89,7 @@ struct Settings {
   bool jwt_auto_provision = false;
   double rate_limit_search = 20;  // requests per second per principal (burst: twice that); 0 = off
   double rate_limit_upload = 2;
+  int max_streams_per_user = 32;  // open /ws connections and /api/events streams together
   std::string trusted_proxies;    // comma-separated addresses
   int quota_collections = 10;
   int quota_files_per_collection = 100;
