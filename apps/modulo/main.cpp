@@ -891,6 +891,7 @@ int Serve(const Settings& settings) {
   if (b.embedding) api::AddEmbeddingRoutes(router, app, *b.embedding);
   api::QuotaDefaults quotas;
   quotas.collections = settings.quota_collections;
+  quotas.teams = settings.quota_teams;
   quotas.files_per_collection = settings.quota_files_per_collection;
   quotas.storage_bytes = static_cast<std::int64_t>(settings.quota_storage_bytes);
   quotas.llm_tokens_per_day = settings.quota_llm_tokens_per_day;

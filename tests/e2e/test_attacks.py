@@ -335,6 +335,20 @@ def test_a_revoked_share_or_a_disabled_user_ends_the_event_stream(start_server, 
     alive(server)
 
 
+# --- 7. Teams as fresh quota budgets ---------------------------------------------------------
+
+def test_a_user_cannot_multiply_their_quota_with_teams(start_server, tmp_path):
+    server = authenticated(start_server, tmp_path, MODULO_QUOTA_TEAMS="3")
+    alice = server.new_user("alice")
+    codes = [alice.post("/api/teams", json={"name": f"t{i}"}).status_code for i in range(5)]
+    assert codes == [200, 200, 200, 429, 429], codes
+    r = alice.post("/api/teams", json={"name": "more"})
+    assert "limit is 3" in r.json()["detail"]
+    # Leaving no room is per user: another user still creates theirs; admins have no limit.
+    assert server.new_user("bob").post("/api/teams", json={"name": "bobs"}).status_code == 200
+    assert all(server.admin.post("/api/teams", json={"name": f"a{i}"}).status_code == 200 for i in range(5))
+
+
 # --- 10. A sealed key follows its provider to a new host ------------------------------------
 
 def test_moving_a_provider_needs_its_key_again(server):

@@ -1,14 +1,16 @@
 #include "modulo/api/tenancy_routes.h"
 
 #include "modulo/api/route_helpers.h"
-#include "modulo/core/json.h"
 
 #include <utility>  // must precede Asio's coroutine headers on Boost 1.74
 
+#include <algorithm>
 #include <ctime>
+#include <mutex>
 
 #include "modulo/auth/api_key.h"
 #include "modulo/core/clock.h"
+#include "modulo/core/json.h"
 #include "modulo/http/json_body.h"
 
 namespace modulo::api {
@@ -436,7 +438,24 @@ void AddTeamRoutes(Api& api) {
         t.name = *name;
         t.description = *desc;
         const auth::Principal& p = Me(req);
-        auto created = co_await RunOn(app.blocking_pool, [&] { return svc.identity.CreateTeam(t, p.user_id); });
+        auto created = co_await RunOn(app.blocking_pool, [&]() -> Result<store::Team> {
+          // Each team has collection and storage quotas of its own, so team creation is capped
+          // (the count and the insert under one lock: exact within this server).
+          static std::mutex creating;
+          std::lock_guard lock(creating);
+          if (!p.is_admin() && svc.quotas.teams > 0) {
+            auto mine = svc.identity.MembershipsOf(p.user_id);
+            if (!mine) return Fail(mine.error());
+            const auto administered = std::count_if(mine->begin(), mine->end(),
+                                                    [](const store::TeamMember& m) { return m.role == "admin"; });
+            if (administered >= svc.quotas.teams) {
+              svc.security.quota_rejections().With({"teams"}).Inc();
+              return Fail(Error::QuotaExceeded("you administer " + std::to_string(administered) +
+                                               " teams; the limit is " + std::to_string(svc.quotas.teams)));
+            }
+          }
+          return svc.identity.CreateTeam(t, p.user_id);
+        });
         if (!created) co_return Err(created.error());
         svc.security.Forget(p.user_id);  // the principal's teams changed
         svc.security.Audit(req, "team.create", "team:" + created->id, "ok");

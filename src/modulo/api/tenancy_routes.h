@@ -27,6 +27,7 @@ namespace modulo::api {
 // Server-wide quota defaults (the seed's); per-user overrides live in the identity store.
 struct QuotaDefaults {
   std::int64_t collections = 10;
+  std::int64_t teams = 5;  // teams a non-admin may administer: without a cap, each new team is a fresh budget
   std::int64_t files_per_collection = 100;
   std::int64_t storage_bytes = 10LL << 30;
   std::int64_t llm_tokens_per_day = 100000;

@@ -363,6 +363,9 @@ std::vector<SettingSpec> BuildSpecs() {
                             &Settings::trusted_proxies, {}, false, true));
   v.push_back(IntSetting("MODULO_QUOTA_COLLECTIONS", "quota-collections", "Collections a user may own (admins: no limit).",
                          &Settings::quota_collections, 0, 1000000));
+  v.push_back(IntSetting("MODULO_QUOTA_TEAMS", "quota-teams",
+                         "Teams a user may create and administer (admins: no limit); each team has quotas of its own.",
+                         &Settings::quota_teams, 0, 1000000));
   v.push_back(IntSetting("MODULO_QUOTA_FILES_PER_COLLECTION", "quota-files-per-collection",
                          "Files a user's collection may hold.", &Settings::quota_files_per_collection, 0, 100000000));
   v.push_back(SizeSetting("MODULO_QUOTA_STORAGE_BYTES", "quota-storage-bytes",

@@ -92,6 +92,7 @@ struct Settings {
   int max_streams_per_user = 32;  // open /ws connections and /api/events streams together
   std::string trusted_proxies;    // comma-separated addresses
   int quota_collections = 10;
+  int quota_teams = 5;  // teams a user may administer (each has collection and storage budgets of its own)
   int quota_files_per_collection = 100;
   std::size_t quota_storage_bytes = 10ULL << 30;
   int quota_llm_tokens_per_day = 100000;
