@@ -17,6 +17,10 @@
 namespace modulo::index {
 namespace {
 
+// Milvus is this deployment's own engine: its answers (a query over many chunks' vectors) may be
+// far larger than a request body, but never deeper than a few levels.
+constexpr modulo::JsonLimits kMilvusJson{.max_depth = 64, .max_bytes = std::size_t{1} << 30};
+
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -266,7 +270,7 @@ Result<json> MilvusVectorStore::Call(std::string_view path, const json& body, bo
   auto resp = (retry ? http_ : insert_http_).Post(url, headers_, text);
   if (!resp) return Fail(std::move(resp.error()).Wrap("Milvus " + std::string(path)));
   if (resp->status != 200) return Fail(net::HttpError(*resp, "Milvus " + std::string(path)));
-  auto j = modulo::ParseJsonOrDiscarded(resp->body);
+  auto j = modulo::ParseJsonOrDiscarded(resp->body, kMilvusJson);
   if (j.is_discarded() || !j.is_object() || !j.contains("code")) {
     return Fail(Error::Internal("Milvus " + std::string(path) + " answered something else than its JSON envelope: " +
                                 resp->body.substr(0, 200)));
@@ -283,7 +287,7 @@ Status MilvusVectorStore::Ping() const {
   auto resp = http_.Get(options_.url + "/v1/vector/collections?dbName=" + net::UrlEncode(options_.db_name), headers_);
   if (!resp) return Fail(std::move(resp.error()).Wrap("Milvus"));
   if (resp->status != 200) return Fail(net::HttpError(*resp, "Milvus"));
-  auto j = modulo::ParseJsonOrDiscarded(resp->body);
+  auto j = modulo::ParseJsonOrDiscarded(resp->body, kMilvusJson);
   if (j.is_discarded() || !j.is_object() || AsInt64(j.value("code", json())).value_or(-1) != 200) {
     return Fail(Error::Unavailable("Milvus at " + options_.url + " did not answer its REST API: " +
                                    resp->body.substr(0, 200)));
@@ -311,7 +315,7 @@ Status MilvusVectorStore::EnsureCollection(const std::string& name) {
     auto resp = http_.Get(url, headers_);
     if (!resp) return Fail(std::move(resp.error()).Wrap("Milvus describe"));
     if (resp->status != 200) return Fail(net::HttpError(*resp, "Milvus describe"));
-    auto j = modulo::ParseJsonOrDiscarded(resp->body);
+    auto j = modulo::ParseJsonOrDiscarded(resp->body, kMilvusJson);
     if (j.is_discarded() || !j.is_object()) {
       return Fail(Error::Internal("Milvus describe answered something else than JSON: " + resp->body.substr(0, 200)));
     }
@@ -480,7 +484,7 @@ Status MilvusVectorStore::Upsert(const IndexKey& key, std::span<const IndexedChu
     auto resp = insert_http_.Post(options_.url + "/v1/vector/insert", headers_, body);
     if (!resp) return Fail(std::move(resp.error()).Wrap("Milvus insert into " + name));
     if (resp->status != 200) return Fail(net::HttpError(*resp, "Milvus insert"));
-    auto j = modulo::ParseJsonOrDiscarded(resp->body);
+    auto j = modulo::ParseJsonOrDiscarded(resp->body, kMilvusJson);
     if (j.is_discarded() || !j.is_object()) {
       return Fail(Error::Internal("Milvus insert answered something else than JSON: " + resp->body.substr(0, 200)));
     }
@@ -613,7 +617,7 @@ Result<std::vector<Hit>> MilvusVectorStore::Search(const IndexKey& key, std::spa
   }
   if (!resp) return Fail(std::move(resp.error()).Wrap("Milvus search"));
   if (resp->status != 200) return Fail(net::HttpError(*resp, "Milvus search"));
-  auto j = modulo::ParseJsonOrDiscarded(resp->body);
+  auto j = modulo::ParseJsonOrDiscarded(resp->body, kMilvusJson);
   if (j.is_discarded() || !j.is_object()) {
     return Fail(Error::Internal("Milvus search answered something else than JSON: " + resp->body.substr(0, 200)));
   }
