@@ -115,6 +115,8 @@ class Security {
   [[nodiscard]] metrics::CounterFamily& quota_rejections() noexcept { return *quota_rejections_; }
 
  private:
+  // One unit of `user_id`'s `budget` ("search" or "upload"); RateLimited with retry_after when spent.
+  [[nodiscard]] Status Spend(const std::string& user_id, std::string_view budget);
   struct Cached {
     auth::Principal principal;
     std::string key_hash;           // API keys: the stored hash the token must match
